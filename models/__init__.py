@@ -1,0 +1,1 @@
+"""Keras architectures, blocks, losses and metrics. Knows neither Ray nor Arrow."""

@@ -1,0 +1,1 @@
+"""Ray Tune search, promotion and reports. The only package that knows Ray."""
