@@ -33,9 +33,7 @@ def compose(config_module: str, config_name: str, argv: Sequence[str]) -> Any:
     overrides = [a for a in argv if a.strip()]
     for arg in overrides:
         if "=" not in arg:
-            raise ConfigError(
-                f"argument {arg!r} is not of the form group=option or key=value"
-            )
+            raise ConfigError(f"argument {arg!r} is not of the form group=option or key=value")
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=config_module, version_base=None):
@@ -102,7 +100,7 @@ def _valid_keys(module: str, name: str, overrides: Sequence[str], parent: str) -
     node = OmegaConf.select(cfg, parent) if parent else cfg
     if not OmegaConf.is_dict(node):
         return "(none: it is not a mapping)"
-    return ", ".join(sorted(str(k) for k in node.keys()))
+    return ", ".join(sorted(str(k) for k in node))
 
 
 def require(condition: bool, message: str) -> None:

@@ -1,0 +1,72 @@
+"""data.config: Hydra-style command lines composed with one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from data.config import ConfigError, compose, run_cli
+
+
+@pytest.fixture
+def conf_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    pkg = tmp_path / "demo_conf"
+    (pkg / "dataset").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "config.yaml").write_text(
+        "defaults:\n  - dataset: synthetic\n  - _self_\nout: null\nseed: 0\n"
+    )
+    (pkg / "dataset" / "synthetic.yaml").write_text("name: synthetic\nnum_images: 10\n")
+    (pkg / "dataset" / "folder.yaml").write_text("name: folder\nroot: ???\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "demo_conf"
+    sys.modules.pop("demo_conf", None)
+
+
+def test_compose_applies_group_choice_and_overrides(conf_module: str) -> None:
+    cfg = compose(conf_module, "config", ["dataset=folder", "dataset.root=/x", "seed=3"])
+    assert cfg.dataset.name == "folder"
+    assert cfg.dataset.root == "/x"
+    assert cfg.seed == 3
+
+
+def test_composed_config_is_read_only(conf_module: str) -> None:
+    cfg = compose(conf_module, "config", [])
+    with pytest.raises(Exception, match="read-only"):
+        cfg.seed = 5
+
+
+def test_unknown_group_option_lists_choices(conf_module: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        compose(conf_module, "config", ["dataset=nope"])
+    assert str(err.value) == (
+        "dataset=nope: unknown option for 'dataset'; valid choices: folder, synthetic"
+    )
+
+
+def test_unknown_top_level_key_lists_valid_keys(conf_module: str) -> None:
+    with pytest.raises(ConfigError, match=r"^foo: unknown key; valid keys: dataset, out, seed$"):
+        compose(conf_module, "config", ["foo=1"])
+
+
+def test_unknown_nested_key_lists_keys_of_the_chosen_option(conf_module: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        compose(conf_module, "config", ["dataset=folder", "dataset.bogus=2"])
+    assert str(err.value) == "dataset.bogus: unknown key under 'dataset'; valid keys: name, root"
+
+
+def test_argument_without_equals_is_rejected(conf_module: str) -> None:
+    with pytest.raises(ConfigError, match="'dataset' is not of the form"):
+        compose(conf_module, "config", ["dataset"])
+
+
+def test_run_cli_prints_one_line_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    def main(argv: list[str]) -> int:
+        raise ConfigError(f"bad value {argv[0]!r}")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, ["x=1"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: bad value 'x=1'\n"
