@@ -30,6 +30,7 @@ __all__ = [
     "greedy_selection",
     "mean_probabilities",
     "predict_with_tta",
+    "single_model_spec",
     "threshold_tuned_dice",
     "TTA_FLIPS",
 ]
@@ -211,3 +212,18 @@ class EnsembleSpec:
             raise ValueError(f"{where}: the ensemble has no members")
         post = PostprocessParams.from_dict(data.get("postprocess", {}), where=where)
         return cls(members, post, class_names, tta, flips)
+
+
+def single_model_spec(
+    name: str,
+    model_file: str,
+    post: PostprocessParams,
+    class_names: Sequence[str],
+    *,
+    tta: bool = False,
+    flips: Sequence[str] = ("none",),
+) -> EnsembleSpec:
+    """The sidecar JSON of one promoted model: an ensemble of one member with weight 1."""
+    return EnsembleSpec(
+        (Member(name, model_file, 1.0),), post, tuple(class_names), tta, tuple(flips)
+    )
