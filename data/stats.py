@@ -1,0 +1,169 @@
+"""Dataset statistics: clean/defective counts, images per class, classes per image, areas.
+
+`python -m data.stats SHARDS` reads the shards (verifying each) and prints the figures per
+split and overall. `python -m data.stats --labels CSV` computes them from a labels file
+alone (Kaggle old-layout train.csv, or a per-class 0/1 flags CSV) when no images are at hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data import rle
+
+__all__ = ["label_stats", "stats_from_rles", "labels_from_csv", "shard_stats", "main"]
+
+
+def label_stats(
+    presence: np.ndarray, areas: np.ndarray | None, class_names: Sequence[str]
+) -> dict[str, Any]:
+    """Figures from per-image, per-class presence (N, C) and, if known, pixel areas (N, C)."""
+    presence = np.asarray(presence, bool).reshape(-1, len(class_names))
+    per_image = presence.sum(axis=1)
+    stats: dict[str, Any] = {
+        "images": int(presence.shape[0]),
+        "defective": int((per_image > 0).sum()),
+        "clean": int((per_image == 0).sum()),
+        "images_per_class": {n: int(presence[:, k].sum()) for k, n in enumerate(class_names)},
+        "images_with_n_classes": {
+            str(n): int((per_image == n).sum()) for n in range(1, len(class_names) + 1)
+        },
+    }
+    if areas is not None:
+        areas = np.asarray(areas, np.int64).reshape(presence.shape)
+        stats["area_pixels"] = {
+            name: _distribution(areas[presence[:, k], k]) for k, name in enumerate(class_names)
+        }
+    return stats
+
+
+def _distribution(values: np.ndarray) -> dict[str, float]:
+    if values.size == 0:
+        return {"count": 0}
+    q = np.percentile(values, [0, 25, 50, 75, 100])
+    return {
+        "count": int(values.size),
+        "mean": round(float(values.mean()), 1),
+        "min": int(q[0]),
+        "p25": float(q[1]),
+        "median": float(q[2]),
+        "p75": float(q[3]),
+        "max": int(q[4]),
+    }
+
+
+def stats_from_rles(rles: Iterable[Sequence[str]], class_names: Sequence[str]) -> dict[str, Any]:
+    """Figures from one RLE string per class per image (areas from run lengths, no decode)."""
+    areas = np.array([[rle.area(s) for s in row] for row in rles], np.int64)
+    areas = areas.reshape(-1, len(class_names))
+    return label_stats(areas > 0, areas, class_names)
+
+
+def labels_from_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """(presence, areas or None, class names) from a labels-only CSV.
+
+    Accepts Kaggle's old layout (`ImageId_ClassId,EncodedPixels`, four rows per image, so
+    clean images are listed) and a flags file (`ImageId_ClassId,1,2,3,4` with 0/1 values).
+    The new layout lists only defective images, so it cannot give clean counts: refused.
+    """
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    header = rows[0] if rows else []
+    if header == ["ImageId_ClassId", "EncodedPixels"]:
+        return _old_layout(path, rows[1:])
+    if header[:1] in (["ImageId_ClassId"], ["ImageId"]) and all(h.isdigit() for h in header[1:]):
+        flags = np.array([[v == "1" for v in row[1:]] for row in rows[1:]], bool)
+        for number, row in enumerate(rows[1:], start=2):
+            if len(row) != len(header) or any(v not in ("0", "1") for v in row[1:]):
+                raise ValueError(f"{path} row {number}: expected {len(header) - 1} flags of 0/1")
+        return flags, None, header[1:]
+    raise ValueError(
+        f"{path}: header {header} is not a labels-only layout; expected "
+        "ImageId_ClassId,EncodedPixels (Kaggle old layout) or ImageId_ClassId,1,2,3,4 (flags). "
+        "The new ImageId,ClassId,EncodedPixels layout omits clean images: build shards instead"
+    )
+
+
+def _old_layout(path: Path, rows: list[list[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    index: dict[str, dict[int, int]] = {}
+    for number, (key, encoded) in enumerate(rows, start=2):
+        image_id, _, class_text = key.rpartition("_")
+        classes = index.setdefault(image_id, {})
+        if int(class_text) in classes:
+            raise ValueError(f"{path} row {number}: duplicate row for {key}")
+        classes[int(class_text)] = rle.area(encoded)
+    names = sorted({c for classes in index.values() for c in classes})
+    areas = np.array([[classes.get(c, 0) for c in names] for classes in index.values()])
+    return areas > 0, areas, [str(c) for c in names]
+
+
+def shard_stats(uri: str) -> dict[str, Any]:
+    """Figures per split and overall, recomputed from the shards' RLE column."""
+    from data.shards import read_manifest, read_split_rles
+
+    manifest = read_manifest(uri)
+    result: dict[str, Any] = {}
+    everything: list[Sequence[str]] = []
+    for split in manifest.splits:
+        rles = read_split_rles(manifest, split)
+        everything += rles
+        result[split] = stats_from_rles(rles, manifest.class_names)
+    result["all"] = stats_from_rles(everything, manifest.class_names)
+    if manifest.dropped_clean:
+        result["all"]["clean_left_out_of_train_val"] = manifest.dropped_clean
+    return result
+
+
+def format_stats(title: str, stats: dict[str, Any]) -> str:
+    lines = [
+        f"## {title}",
+        f"images {stats['images']}  defective {stats['defective']}  clean {stats['clean']}"
+        + (
+            f"  (+{stats['clean_left_out_of_train_val']} clean left out of train/val)"
+            if "clean_left_out_of_train_val" in stats
+            else ""
+        ),
+        "images per class: " + "  ".join(f"{k}: {v}" for k, v in stats["images_per_class"].items()),
+        "images with n classes: "
+        + "  ".join(f"{k}: {v}" for k, v in stats["images_with_n_classes"].items()),
+    ]
+    for name, dist in stats.get("area_pixels", {}).items():
+        figures = "  ".join(f"{k} {v}" for k, v in dist.items())
+        lines.append(f"area of class {name} (pixels): {figures}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data.stats", description=__doc__)
+    parser.add_argument("shards", nargs="?", help="shard directory or URI (holds manifest.json)")
+    parser.add_argument("--labels", type=Path, help="a labels-only CSV instead of shards")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args(argv)
+    if (args.shards is None) == (args.labels is None):
+        parser.error("give either SHARDS or --labels CSV")
+    try:
+        if args.labels is not None:
+            presence, areas, names = labels_from_csv(args.labels)
+            result = {"all": label_stats(presence, areas, names)}
+        else:
+            result = shard_stats(args.shards)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n\n".join(format_stats(name, stats) for name, stats in result.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
