@@ -1,0 +1,271 @@
+"""Predict masks for a folder of images with a promoted model or the promoted ensemble.
+
+    python -m search.predict model=PATH images=FOLDER out=submission.csv [format=kaggle_old]
+        [batch_size=8] [tta=true|false]
+
+PATH is either `results/NAME/final/` (or its `ensemble.json`): the ensemble, or one promoted
+model `results/NAME/final/models/<name>.keras`, whose tuned post-processing sits beside it in
+`<name>.json`. Both JSON files have the same layout (`search.ensemble.EnsembleSpec`; a single
+model is an ensemble of one), so predictions are rebuilt from the files alone.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.config import ConfigError, run_cli
+from search import ensemble, postprocess
+from search.ensemble import EnsembleSpec
+from search.submission import FORMATS, SubmissionWriter
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ModelLoadError",
+    "Predictor",
+    "list_images",
+    "load_keras_model",
+    "load_predictor",
+    "main",
+    "model_probabilities",
+    "parse_overrides",
+    "predict_folder",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+class ModelLoadError(RuntimeError):
+    """A model file that cannot be loaded; the message names the file."""
+
+
+def parse_overrides(
+    argv: Sequence[str], defaults: Mapping[str, Any], *, required: Sequence[str] = ()
+) -> dict[str, Any]:
+    """`key=value` arguments over `defaults`; unknown or missing keys raise ConfigError.
+
+    Values are converted to the default's type (bool accepts true/false, int and float parse).
+    """
+    values = dict(defaults)
+    for arg in argv:
+        if "=" not in arg:
+            raise ConfigError(f"argument {arg!r} is not of the form key=value")
+        key, raw = arg.split("=", 1)
+        if key not in defaults:
+            raise ConfigError(f"{key}: unknown key; valid keys: {', '.join(sorted(defaults))}")
+        values[key] = _convert(key, raw, defaults[key])
+    missing = [k for k in required if values.get(k) in (None, "")]
+    if missing:
+        raise ConfigError(f"missing {', '.join(f'{k}=...' for k in missing)} (required)")
+    return values
+
+
+def _convert(key: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() not in ("true", "false"):
+            raise ConfigError(f"{key}={raw}: expected true or false")
+        return raw.lower() == "true"
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        kind = type(default).__name__
+        raise ConfigError(f"{key}={raw}: expected a number ({kind})") from None
+    return raw
+
+
+def load_keras_model(path: Path) -> Any:
+    """Load one .keras file through models.load_model; any failure names the file."""
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist")
+    try:
+        import models
+
+        return models.load_model(str(path))
+    except Exception as exc:  # Keras raises many types for a bad archive
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load model {path}: {first}") from exc
+
+
+def model_probabilities(
+    model: Any, images: np.ndarray, *, flips: Sequence[str] = ("none",)
+) -> np.ndarray:
+    """Sigmoid probabilities (B, H, W, C) of one batch (B, H, W, 1) in [0, 1], with flip TTA."""
+    import models
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        logits = model.predict_on_batch(batch)
+        return np.asarray(models.probabilities(np.asarray(logits, dtype=np.float32)))
+
+    return ensemble.predict_with_tta(predict, images, flips=flips)
+
+
+@dataclass
+class Predictor:
+    """Loaded members plus the tuned post-processing: images in, probabilities or masks out."""
+
+    spec: EnsembleSpec
+    members: list[Any]
+
+    @property
+    def flips(self) -> tuple[str, ...]:
+        return self.spec.flips if self.spec.tta else ("none",)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        per_member = [model_probabilities(m, images, flips=self.flips) for m in self.members]
+        return ensemble.mean_probabilities(per_member, [m.weight for m in self.spec.members])
+
+    def masks(self, images: np.ndarray) -> np.ndarray:
+        return postprocess.apply(self.probabilities(images), self.spec.postprocess)
+
+
+def _spec_path(path: Path) -> Path:
+    if path.is_dir():
+        return path / "ensemble.json"
+    if path.suffix == ".keras":
+        return path.with_suffix(".json")
+    return path
+
+
+def load_predictor(path: str | Path, *, tta: bool | None = None, raw: bool = False) -> Predictor:
+    """A Predictor from a final/ folder, an ensemble.json, or a promoted .keras model.
+
+    `raw=True` replaces the tuned post-processing with a plain 0.5 threshold.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"model={path}: no such file or folder")
+    spec_file = _spec_path(path)
+    if not spec_file.is_file():
+        raise ConfigError(
+            f"model={path}: expected a promoted model with its {spec_file.name} beside it, a "
+            "final/ folder or an ensemble.json (see `python -m search.promote`)"
+        )
+    spec = EnsembleSpec.from_json(spec_file.read_text(), where=str(spec_file))
+    if raw:
+        post = postprocess.raw_params(len(spec.class_names))
+        spec = EnsembleSpec(spec.members, post, spec.class_names, spec.tta, spec.flips)
+    if tta is not None:
+        flips = spec.flips if len(spec.flips) > 1 else ("none", "h", "v")
+        spec = EnsembleSpec(spec.members, spec.postprocess, spec.class_names, tta, flips)
+    members = [load_keras_model(spec_file.parent / m.path) for m in spec.members]
+    return Predictor(spec, members)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files in `folder`, sorted by name; other files are reported on stderr."""
+    if not folder.is_dir():
+        raise ConfigError(f"images={folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    if others:
+        print(
+            f"note: skipping {len(others)} non-image file(s) in {folder}: {', '.join(others[:5])}"
+            f"{' ...' if len(others) > 5 else ''} (read: {', '.join(IMAGE_SUFFIXES)})",
+            file=sys.stderr,
+        )
+    if not images:
+        raise ConfigError(f"images={folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return images
+
+
+def _read_all(paths: Sequence[Path]) -> None:
+    """Decode every image before predicting, so a bad file fails in seconds, not at the end."""
+    from data.images import read_grey
+
+    for path in paths:
+        read_grey(path)
+
+
+def image_batches(paths: Sequence[Path], batch_size: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(names, float32 (B, H, W, 1) in [0, 1]); a batch never mixes image sizes."""
+    from data.images import read_grey
+
+    names: list[str] = []
+    pixels: list[np.ndarray] = []
+    for path in paths:
+        image = read_grey(path)
+        if pixels and (image.shape != pixels[0].shape or len(pixels) == batch_size):
+            yield names, np.stack(pixels)[..., None].astype(np.float32) / 255.0
+            names, pixels = [], []
+        names.append(path.name)
+        pixels.append(image)
+    if pixels:
+        yield names, np.stack(pixels)[..., None].astype(np.float32) / 255.0
+
+
+def predict_folder(
+    predictor: Predictor,
+    folder: str | Path,
+    out: str | Path,
+    *,
+    fmt: str = "kaggle_old",
+    batch_size: int = 8,
+    progress: bool = True,
+) -> int:
+    """Write a submission for every image in `folder`; returns the number of images."""
+    from tqdm import tqdm
+
+    paths = list_images(Path(folder))
+    _read_all(paths)
+    class_ids = range(1, len(predictor.spec.class_names) + 1)
+    with (
+        SubmissionWriter(out, fmt=fmt, class_ids=class_ids) as writer,
+        tqdm(total=len(paths), desc="predict", unit="img", disable=not progress) as bar,
+    ):
+        for names, images in image_batches(paths, batch_size):
+            for name, masks in zip(names, predictor.masks(images), strict=True):
+                writer.add(name, masks)
+            bar.update(len(names))
+    return len(paths)
+
+
+DEFAULTS: dict[str, Any] = {
+    "model": "",
+    "images": "",
+    "out": "submission.csv",
+    "format": "kaggle_old",
+    "batch_size": 8,
+    "tta": "",  # "" = as promoted; true/false overrides
+    "postprocess": "tuned",
+}
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_overrides(argv, DEFAULTS, required=("model", "images"))
+    if args["format"] not in FORMATS:
+        raise ConfigError(f"format={args['format']}: valid choices: {', '.join(FORMATS)}")
+    if args["postprocess"] not in ("tuned", "raw"):
+        raise ConfigError(f"postprocess={args['postprocess']}: valid choices: tuned, raw")
+    if args["tta"] not in ("", "true", "false"):
+        raise ConfigError(f"tta={args['tta']}: expected true or false")
+    if args["batch_size"] < 1:
+        raise ConfigError(f"batch_size={args['batch_size']}: must be >= 1")
+    tta = None if args["tta"] == "" else args["tta"] == "true"
+    try:
+        predictor = load_predictor(args["model"], tta=tta, raw=args["postprocess"] == "raw")
+        count = predict_folder(
+            predictor,
+            args["images"],
+            args["out"],
+            fmt=args["format"],
+            batch_size=args["batch_size"],
+        )
+    except (ModelLoadError, ValueError) as exc:  # ImageError/RLEError are ValueErrors too
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(str(exc)) from exc
+    print(f"wrote {args['out']}: {count} images, format {args['format']}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,633 @@
+"""Promotion: best checkpoints -> tuned post-processing -> ensemble -> results/NAME/final/.
+
+    python -m search.promote experiment=NAME [top_k=3] [tta=false] [gate=true]
+        [results_dir=results] [batch_size=8] [limit=0]
+
+Steps (see `promote`):
+1. from `leaderboard.csv`, take the best finished trial of every architecture plus the top-k
+   overall, by the search's validation kaggle_dice;
+2. predict the validation and test splits of the experiment's shards with each model;
+3. tune each model's per-class threshold, minimum component area and (optionally) image-level
+   gate on validation (`search.postprocess`);
+4. choose an ensemble by greedy forward selection on validation (`search.ensemble`) and tune
+   its post-processing the same way;
+5. score every model and the ensemble on the test split, raw (threshold 0.5) and tuned;
+6. write `final/` into `final.tmp-XXXX` first and swap it in by renames at the end, so a
+   promotion that fails part-way leaves the previous good `final/` untouched.
+
+Test scores are never used to choose anything: "best single" is the model with the best tuned
+validation score, and the README's gains are measured on test afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.config import ConfigError, run_cli
+from search import ensemble, postprocess
+from search.predict import load_keras_model, model_probabilities, parse_overrides
+
+__all__ = [
+    "Candidate",
+    "PromotionError",
+    "load_leaderboard",
+    "main",
+    "promote",
+    "select_candidates",
+]
+
+FINISHED = "TERMINATED"  # Ray Tune's status for a trial that ran to its end (or was stopped)
+
+
+class PromotionError(RuntimeError):
+    """The experiment cannot be promoted; the message says which file or trial and why."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    trial_id: str
+    model: str  # architecture name
+    val_kaggle_dice: float  # from the search
+    checkpoint: Path
+    hparams: dict[str, Any] = field(default_factory=dict)
+    row: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}_{self.trial_id}"
+
+
+# --- experiment folder -------------------------------------------------------------------------
+
+
+def resolve_experiment(name: str, results_dir: str | Path = "results") -> Path:
+    """results_dir/name, or a clear error listing the experiments that do exist."""
+    results = Path(results_dir)
+    path = Path(name) if Path(name).is_absolute() else results / name
+    if (path / "leaderboard.csv").is_file() or (path / "experiment.json").is_file():
+        return path
+    existing = sorted(
+        p.name
+        for p in (results.iterdir() if results.is_dir() else [])
+        if (p / "leaderboard.csv").is_file() or (p / "experiment.json").is_file()
+    )
+    listing = ", ".join(existing) if existing else "(none)"
+    raise ConfigError(
+        f"experiment={name}: no experiment at {path.resolve()} (no leaderboard.csv or "
+        f"experiment.json); experiments in {results.resolve()}: {listing}"
+    )
+
+
+def read_experiment(experiment_dir: Path) -> dict[str, Any]:
+    path = experiment_dir / "experiment.json"
+    if not path.is_file():
+        raise PromotionError(f"{path} is missing: the search writes it when it starts")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PromotionError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def shards_uri(experiment: Mapping[str, Any], where: Path) -> str:
+    """The dataset manifest URI recorded by the search."""
+    for key in ("shards", "shards_uri", "manifest_uri", "data_uri", "uri"):
+        value = experiment.get(key) or (experiment.get("data") or {}).get(key)
+        if isinstance(value, str) and value:
+            return value
+    raise PromotionError(
+        f"{where}: no shards URI (looked for shards, shards_uri, manifest_uri, data_uri and "
+        f"data.<same>); keys present: {', '.join(sorted(experiment))}"
+    )
+
+
+def load_leaderboard(experiment_dir: Path) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    path = experiment_dir / "leaderboard.csv"
+    if not path.is_file():
+        raise PromotionError(f"{path} is missing: has the search of this experiment run?")
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    needed = {"trial_id", "status", "model", "val_kaggle_dice", "checkpoint"}
+    missing = sorted(needed - set(frame.columns))
+    if missing:
+        raise PromotionError(f"{path}: missing column(s) {', '.join(missing)}")
+    return frame.to_dict(orient="records")
+
+
+def _hparam_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Leaderboard columns between `model` and `loss`: the trial's hyperparameters."""
+    columns = list(rows[0]) if rows else []
+    if "model" in columns and "loss" in columns:
+        return columns[columns.index("model") + 1 : columns.index("loss")]
+    return []
+
+
+def select_candidates(
+    rows: Sequence[Mapping[str, Any]], *, top_k: int, where: Path
+) -> list[Candidate]:
+    """Best finished trial of every architecture plus the top-k overall, best first."""
+    hparams = _hparam_columns(rows)
+    finished = []
+    for row in rows:
+        score, checkpoint = row.get("val_kaggle_dice"), row.get("checkpoint")
+        if str(row.get("status", "")).upper() != FINISHED or not isinstance(checkpoint, str):
+            continue
+        if not checkpoint or score is None or not math.isfinite(float(score)):
+            continue
+        finished.append(
+            Candidate(
+                trial_id=str(row["trial_id"]),
+                model=str(row["model"]),
+                val_kaggle_dice=float(score),
+                checkpoint=Path(checkpoint),
+                hparams={k: _plain(row[k]) for k in hparams},
+                row={k: _plain(v) for k, v in row.items()},
+            )
+        )
+    if not finished:
+        statuses = sorted({str(r.get("status")) for r in rows}) or ["(no rows)"]
+        raise PromotionError(
+            f"{where}: no finished trial with a checkpoint and a validation score "
+            f"(statuses present: {', '.join(statuses)})"
+        )
+    ranked = sorted(finished, key=lambda c: -c.val_kaggle_dice)
+    chosen = {c.trial_id: c for c in ranked[: max(top_k, 0)]}
+    for candidate in ranked:  # the first of an architecture in rank order is its best
+        if not any(c.model == candidate.model for c in chosen.values()):
+            chosen[candidate.trial_id] = candidate
+    return sorted(chosen.values(), key=lambda c: -c.val_kaggle_dice)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy/pandas scalars -> JSON-friendly Python values; NaN -> None."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    name: str
+    images: np.ndarray  # float32 (N, H, W, 1) in [0, 1]
+    masks: np.ndarray  # bool (N, H, W, C)
+
+
+def load_split(uri: str, split: str, *, batch_size: int, limit: int | None) -> Split:
+    """One split of the shards in memory, in the shards' order (deterministic)."""
+    from data.reader import make_dataset
+
+    dataset = make_dataset(uri, split, batch_size=batch_size, deterministic=True, limit=limit)
+    images, masks = [], []
+    for image, mask in dataset.as_numpy_iterator():
+        images.append(image.astype(np.float32, copy=False))
+        masks.append(mask > 0.5)
+    if not images:
+        raise PromotionError(f"{uri}: split {split!r} has no rows to evaluate on")
+    return Split(split, np.concatenate(images), np.concatenate(masks))
+
+
+def predict_split(
+    model: Any, split: Split, *, batch_size: int, flips: Sequence[str], label: str, progress: bool
+) -> np.ndarray:
+    """float16 probabilities (N, H, W, C): half the memory, far finer than any threshold grid."""
+    from tqdm import tqdm
+
+    out = None
+    n = split.images.shape[0]
+    with tqdm(total=n, desc=f"{label} {split.name}", unit="img", disable=not progress) as bar:
+        for lo in range(0, n, batch_size):
+            probs = model_probabilities(model, split.images[lo : lo + batch_size], flips=flips)
+            if out is None:
+                out = np.empty((n, *probs.shape[1:]), dtype=np.float16)
+            out[lo : lo + batch_size] = probs
+            bar.update(probs.shape[0])
+    return out
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+
+def score(truth: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    from models.metrics import kaggle_dice, per_class_dice
+
+    per_class = np.asarray(per_class_dice(truth, pred), dtype=float)
+    return {
+        "kaggle_dice": float(kaggle_dice(truth, pred)),
+        "per_class": {n: float(d) for n, d in zip(class_names, per_class, strict=True)},
+    }
+
+
+def evaluate(
+    val_probs: np.ndarray,
+    test_probs: np.ndarray,
+    val: Split,
+    test: Split,
+    *,
+    class_names: Sequence[str],
+    gate: bool,
+) -> dict[str, Any]:
+    """Tune on validation, score raw and tuned on validation and test."""
+    tuned, summary = postprocess.tune(val_probs, val.masks, class_names=class_names, gate=gate)
+    raw = postprocess.raw_params(len(class_names))
+    return {
+        "postprocess": tuned,
+        "val": {
+            "raw": score(val.masks, postprocess.apply(val_probs, raw), class_names),
+            "tuned": {"kaggle_dice": summary["val_kaggle_dice"]},
+        },
+        "test": {
+            "raw": score(test.masks, postprocess.apply(test_probs, raw), class_names),
+            "tuned": score(test.masks, postprocess.apply(test_probs, tuned), class_names),
+        },
+    }
+
+
+def overlay_examples(
+    test: Split, predicted: np.ndarray, *, count: int = 6
+) -> dict[str, np.ndarray]:
+    """A few test images for the report's overlays: those with the most defect classes first."""
+    classes_present = test.masks.any(axis=(1, 2)).sum(axis=1)
+    order = np.lexsort((np.arange(classes_present.size), -classes_present))[:count]
+    return {
+        "index": order,
+        "image": np.round(test.images[order, ..., 0] * 255).astype(np.uint8),
+        "truth": test.masks[order],
+        "predicted": predicted[order],
+    }
+
+
+# --- writing final/ ------------------------------------------------------------------------------
+
+
+def _model_card(candidate: Candidate, result: Mapping[str, Any], experiment: str) -> str:
+    test, val = result["test"], result["val"]
+    lines = [
+        f"# {candidate.name}",
+        "",
+        f"Promoted from experiment `{experiment}`, trial `{candidate.trial_id}`.",
+        f"Architecture `{candidate.model}`; outputs logits, apply a sigmoid for probabilities.",
+        "",
+        "| hyperparameter | value |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in candidate.hparams.items()),
+        "",
+        f"- search validation kaggle_dice: {candidate.val_kaggle_dice:.4f}",
+        f"- validation kaggle_dice, tuned post-processing: {val['tuned']['kaggle_dice']:.4f}",
+        f"- test kaggle_dice: raw {test['raw']['kaggle_dice']:.4f}, "
+        f"tuned {test['tuned']['kaggle_dice']:.4f}",
+        "",
+        "| class | threshold | min area (px) | gate | test Dice (tuned) |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in result["postprocess"].to_dict()["classes"]:
+        dice = test["tuned"]["per_class"][entry["name"]]
+        gate = f"{entry['gate']:.2f}" if entry["gate"] > 0 else "off"
+        lines.append(
+            f"| {entry['name']} | {entry['threshold']:.2f} | {entry['min_area']} | {gate} | "
+            f"{dice:.4f} |"
+        )
+    lines += [
+        "",
+        f"Predict: `python -m search.predict model=models/{candidate.name}.keras "
+        "images=FOLDER out=submission.csv`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [
+            f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+            for v in (row[c] for c in columns)
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
+
+
+def swap_in(tmp: Path, final: Path) -> None:
+    """Replace `final` by `tmp` with renames only: at no moment is a half-written final/ there."""
+    old = None
+    if final.exists():
+        old = final.with_name(f"{final.name}.old-{os.getpid()}-{time.time_ns()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --- the whole promotion -------------------------------------------------------------------------
+
+
+def promote(
+    experiment_dir: Path,
+    *,
+    top_k: int = 3,
+    tta: bool = False,
+    gate: bool = True,
+    batch_size: int = 8,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Promote an experiment; returns what `final/metrics.json` holds."""
+    started = time.perf_counter()
+    experiment_dir = Path(experiment_dir)
+    if not experiment_dir.is_dir():
+        raise PromotionError(f"{experiment_dir} is not an experiment folder")
+    experiment = read_experiment(experiment_dir)
+    rows = load_leaderboard(experiment_dir)
+    candidates = select_candidates(rows, top_k=top_k, where=experiment_dir / "leaderboard.csv")
+    uri = shards_uri(experiment, experiment_dir / "experiment.json")
+    flips = ("none", "h", "v") if tta else ("none",)
+
+    from data.shards import read_manifest
+
+    manifest = read_manifest(uri)
+    class_names = tuple(manifest.class_names)
+    val = load_split(uri, "val", batch_size=batch_size, limit=limit)
+    test = load_split(uri, "test", batch_size=batch_size, limit=limit)
+
+    models, val_probs, test_probs, results = {}, [], [], {}
+    for candidate in candidates:
+        path = candidate.checkpoint / "model.keras"
+        models[candidate.name] = model = load_keras_model(path)
+        kw = {"batch_size": batch_size, "flips": flips, "label": candidate.name}
+        val_probs.append(predict_split(model, val, progress=progress, **kw))
+        test_probs.append(predict_split(model, test, progress=progress, **kw))
+        results[candidate.name] = evaluate(
+            val_probs[-1], test_probs[-1], val, test, class_names=class_names, gate=gate
+        )
+
+    selection = ensemble.greedy_selection(val_probs, val.masks)
+    ens_val = ensemble.mean_probabilities(val_probs, selection.counts)
+    ens_test = ensemble.mean_probabilities(test_probs, selection.counts)
+    ens_result = evaluate(ens_val, ens_test, val, test, class_names=class_names, gate=gate)
+
+    metrics = _metrics(
+        experiment_dir,
+        uri,
+        class_names,
+        candidates,
+        results,
+        selection,
+        ens_result,
+        val=val,
+        test=test,
+        tta=tta,
+        gate=gate,
+        flips=flips,
+    )
+    overlays = overlay_examples(test, postprocess.apply(ens_test, ens_result["postprocess"]))
+    metrics["promotion_s"] = round(time.perf_counter() - started, 2)
+    _write_final(
+        experiment_dir,
+        candidates,
+        results,
+        ens_result,
+        selection,
+        metrics,
+        rows,
+        overlays=overlays,
+        class_names=class_names,
+        tta=tta,
+        flips=flips,
+    )
+    return metrics
+
+
+def _metrics(
+    experiment_dir: Path,
+    uri: str,
+    class_names: Sequence[str],
+    candidates: Sequence[Candidate],
+    results: Mapping[str, Mapping[str, Any]],
+    selection: ensemble.Selection,
+    ens_result: Mapping[str, Any],
+    *,
+    val: Split,
+    test: Split,
+    tta: bool,
+    gate: bool,
+    flips: Sequence[str],
+) -> dict[str, Any]:
+    def entry(result: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "val": result["val"],
+            "test": result["test"],
+            "postprocess": result["postprocess"].to_dict(),
+        }
+
+    models = [
+        {
+            "name": c.name,
+            "trial_id": c.trial_id,
+            "model": c.model,
+            "hparams": c.hparams,
+            "checkpoint": str(c.checkpoint),
+            "file": f"models/{c.name}.keras",
+            "search_val_kaggle_dice": c.val_kaggle_dice,
+            "params": c.row.get("params"),
+            **entry(results[c.name]),
+        }
+        for c in candidates
+    ]
+    best = max(models, key=lambda m: m["val"]["tuned"]["kaggle_dice"])
+    ens = {
+        "members": [
+            {"name": candidates[i].name, "weight": w}
+            for i, w in enumerate(selection.weights)
+            if w > 0
+        ],
+        "selection": {
+            "method": "greedy forward selection with replacement (Caruana et al. 2004)",
+            "history": [
+                {"added": candidates[i].name, "val_score": s} for i, s in selection.history
+            ],
+            "val_score": selection.score,
+        },
+        **entry(ens_result),
+    }
+    best_test = best["test"]
+    return {
+        "experiment": experiment_dir.name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "shards": uri,
+        "class_names": list(class_names),
+        "splits": {"val": int(val.masks.shape[0]), "test": int(test.masks.shape[0])},
+        "tta": tta,
+        "flips": list(flips),
+        "gate": gate,
+        "models": models,
+        "ensemble": ens,
+        "best_single": best["name"],
+        "gains_on_test": {
+            "best_single_raw": best_test["raw"]["kaggle_dice"],
+            "best_single_tuned": best_test["tuned"]["kaggle_dice"],
+            "ensemble_raw": ens["test"]["raw"]["kaggle_dice"],
+            "ensemble_tuned": ens["test"]["tuned"]["kaggle_dice"],
+            "postprocess_gain": best_test["tuned"]["kaggle_dice"] - best_test["raw"]["kaggle_dice"],
+            "ensemble_gain_over_best_single_tuned": ens["test"]["tuned"]["kaggle_dice"]
+            - best_test["tuned"]["kaggle_dice"],
+            "total_gain_over_best_single_raw": ens["test"]["tuned"]["kaggle_dice"]
+            - best_test["raw"]["kaggle_dice"],
+        },
+    }
+
+
+def _write_final(
+    experiment_dir: Path,
+    candidates: Sequence[Candidate],
+    results: Mapping[str, Mapping[str, Any]],
+    ens_result: Mapping[str, Any],
+    selection: ensemble.Selection,
+    metrics: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    overlays: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    tta: bool,
+    flips: Sequence[str],
+) -> Path:
+    final = experiment_dir / "final"
+    tmp = Path(tempfile.mkdtemp(prefix="final.tmp-", dir=experiment_dir))
+    try:
+        models_dir = tmp / "models"
+        models_dir.mkdir()
+        for c in candidates:
+            shutil.copy2(c.checkpoint / "model.keras", models_dir / f"{c.name}.keras")
+            spec = ensemble.single_model_spec(
+                c.name,
+                f"{c.name}.keras",
+                results[c.name]["postprocess"],
+                class_names,
+                tta=tta,
+                flips=flips,
+            )
+            (models_dir / f"{c.name}.json").write_text(spec.to_json() + "\n")
+            card = _model_card(c, results[c.name], experiment_dir.name)
+            (models_dir / f"{c.name}.md").write_text(card)
+        members = tuple(
+            ensemble.Member(candidates[i].name, f"models/{candidates[i].name}.keras", w)
+            for i, w in enumerate(selection.weights)
+            if w > 0
+        )
+        spec = ensemble.EnsembleSpec(
+            members, ens_result["postprocess"], tuple(class_names), tta, tuple(flips)
+        )
+        (tmp / "ensemble.json").write_text(spec.to_json() + "\n")
+        _write_json(tmp / "metrics.json", metrics)
+        np.savez_compressed(tmp / "overlays.npz", **overlays)
+        board = _updated_leaderboard(rows, metrics)
+        import pandas as pd
+
+        pd.DataFrame(board).to_csv(tmp / "leaderboard.csv", index=False)
+        (tmp / "leaderboard.md").write_text(_leaderboard_markdown(board))
+        swap_in(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _updated_leaderboard(
+    rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The search's leaderboard plus test scores for the promoted models and the ensemble."""
+    by_trial = {m["trial_id"]: m for m in metrics["models"]}
+    board = []
+    for row in sorted(rows, key=lambda r: -(_plain(r.get("val_kaggle_dice")) or -1.0)):
+        promoted = by_trial.get(str(row["trial_id"]))
+        board.append(
+            {
+                **{k: _plain(v) for k, v in row.items()},
+                "promoted": promoted is not None,
+                "test_kaggle_dice_raw": promoted["test"]["raw"]["kaggle_dice"]
+                if promoted
+                else None,
+                "test_kaggle_dice_tuned": promoted["test"]["tuned"]["kaggle_dice"]
+                if promoted
+                else None,
+            }
+        )
+    ens = metrics["ensemble"]
+    board.insert(
+        0,
+        {
+            **{k: None for k in (rows[0] if rows else {})},
+            "trial_id": "ensemble",
+            "status": "PROMOTED",
+            "model": "+".join(f"{m['name']}x{m['weight']:.2f}" for m in ens["members"]),
+            "val_kaggle_dice": ens["val"]["tuned"]["kaggle_dice"],
+            "promoted": True,
+            "test_kaggle_dice_raw": ens["test"]["raw"]["kaggle_dice"],
+            "test_kaggle_dice_tuned": ens["test"]["tuned"]["kaggle_dice"],
+        },
+    )
+    return board
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+DEFAULTS: dict[str, Any] = {
+    "experiment": "",
+    "results_dir": "results",
+    "top_k": 3,
+    "tta": False,
+    "gate": True,
+    "batch_size": 8,
+    "limit": 0,
+}
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_overrides(argv, DEFAULTS, required=("experiment",))
+    if args["top_k"] < 0 or args["batch_size"] < 1 or args["limit"] < 0:
+        raise ConfigError("top_k and limit must be >= 0 and batch_size >= 1")
+    experiment_dir = resolve_experiment(args["experiment"], args["results_dir"])
+    try:
+        metrics = promote(
+            experiment_dir,
+            top_k=args["top_k"],
+            tta=args["tta"],
+            gate=args["gate"],
+            batch_size=args["batch_size"],
+            limit=args["limit"] or None,
+        )
+    except (PromotionError, RuntimeError) as exc:
+        raise ConfigError(str(exc)) from exc
+    gains = metrics["gains_on_test"]
+    print(
+        f"promoted {len(metrics['models'])} model(s) to {experiment_dir / 'final'}; test "
+        f"kaggle_dice: best single {gains['best_single_raw']:.4f} raw / "
+        f"{gains['best_single_tuned']:.4f} tuned, ensemble {gains['ensemble_tuned']:.4f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,122 @@
+"""The HTML report renders in headless Chromium with its table sorted and its plots visible."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from search import report
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail("headless Chromium is needed for the report test: apt-get install chromium")
+
+
+def render(page: Path, tmp: Path, *, screenshot: Path | None = None, height: int = 4000) -> str:
+    """The DOM after scripts ran (and optionally a screenshot), from headless Chromium."""
+    profile = tmp / "chromium-profile"
+    args = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    if screenshot is not None:
+        subprocess.run(
+            [*args, f"--screenshot={screenshot}", f"--window-size=1280,{height}", page.as_uri()],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    done = subprocess.run(
+        [*args, "--dump-dom", page.as_uri()], check=True, capture_output=True, timeout=120
+    )
+    return done.stdout.decode("utf-8")
+
+
+def write_search_outputs(folder: Path, *, trials: int = 4, epochs: int = 3) -> list[dict]:
+    """leaderboard.csv, experiment.json and tune/<trial>/progress.csv as the search writes them."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for t in range(trials):
+        trial_id = f"a1b2c_{t:05d}"
+        model = ("unet", "resunet")[t % 2]
+        trial_dir = folder / "tune" / f"train_{trial_id}_{t}_filters={8 * 2**t}"
+        trial_dir.mkdir(parents=True)
+        dice = np.sort(rng.uniform(0.3, 0.9, epochs))
+        with (trial_dir / "progress.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(
+                ["epoch", "loss", "kaggle_dice", "val_loss", "val_kaggle_dice", "trial_id"]
+            )
+            for e in range(epochs):
+                writer.writerow([e + 1, 1 / (e + 2), dice[e], 1.1 / (e + 2), dice[e] - 0.05, trial_id])
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "status": "TERMINATED",
+                "model": model,
+                "filters": 8 * 2**t,
+                "activation": ("relu", "leaky_relu")[t // 2],
+                "loss": "bce_dice",
+                "val_kaggle_dice": dice[-1] - 0.05,
+                "best_epoch": epochs,
+                "epochs": epochs,
+                "params": 1000 * (t + 1),
+                "wall_s": 30.0 + t,
+                "device_s": 20.0 + t,
+                "checkpoint": "",
+                "error": "",
+            }
+        )
+    with (folder / "leaderboard.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / "experiment.json").write_text('{"dataset": {"name": "synthetic"}}')
+    return rows
+
+
+def _visible_plots(dom: str) -> list[str]:
+    return re.findall(r'<img class="plot" alt="plot" src="data:image/png;base64,([^"]+)"', dom)
+
+
+def test_report_of_an_unpromoted_search_renders_sorted(tmp_path: Path) -> None:
+    experiment = tmp_path / "results" / "demo"
+    experiment.mkdir(parents=True)
+    rows = write_search_outputs(experiment)
+    page = report.write_report(experiment)
+    dom = render(page, tmp_path)
+    # The sort script ran: the table says so and its first body row is the best trial.
+    assert 'data-sorted-by="val_kaggle_dice"' in dom
+    table = dom[dom.index('id="leaderboard"') :]
+    first_row = table[table.index("<tbody>") :].split("</tr>")[0]
+    best = max(rows, key=lambda r: r["val_kaggle_dice"])["trial_id"]
+    assert best in first_row, first_row
+    assert "Not promoted yet" in dom
+    plots = _visible_plots(dom)
+    assert len(plots) == 3  # learning curves, Dice vs hyperparameters, cost
+    for encoded in plots:
+        image = Image.open(io.BytesIO(base64.b64decode(encoded)))
+        assert image.width > 300 and image.height > 200
+        assert np.asarray(image.convert("L")).std() > 5  # not a blank picture
