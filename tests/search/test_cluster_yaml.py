@@ -1,0 +1,75 @@
+"""cluster.yaml, and the README's on-prem variant, pass Ray's own cluster-config validation."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def validated(config: dict[str, Any]) -> dict[str, Any]:
+    """What `ray up` does before touching a cloud: fill in defaults, then schema-check."""
+    full = prepare_config(copy.deepcopy(config))
+    validate_config(full)
+    return full
+
+
+@pytest.fixture(scope="module")
+def cluster() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "cluster.yaml").read_text())
+
+
+def test_cluster_yaml_passes_ray_validation(cluster: dict[str, Any]) -> None:
+    full = validated(cluster)
+    assert full["provider"]["type"] == "aws"
+    assert full["head_node_type"] in full["available_node_types"]
+
+
+def test_head_runs_no_trials_and_workers_have_gpus(cluster: dict[str, Any]) -> None:
+    head = cluster["available_node_types"][cluster["head_node_type"]]
+    assert head["resources"]["CPU"] == 0
+    assert any("--num-cpus=0" in command for command in cluster["head_start_ray_commands"])
+    workers = {
+        name: node
+        for name, node in cluster["available_node_types"].items()
+        if name != cluster["head_node_type"]
+    }
+    assert workers, "cluster.yaml declares no worker node type"
+    for name, node in workers.items():
+        # g*/p* instance families are AWS's GPU machines.
+        assert re.match(r"^[gp]\d", node["node_config"]["InstanceType"]), name
+        assert node["max_workers"] >= 1
+
+
+def test_every_node_mounts_shared_storage_and_installs_the_gpu_extra(
+    cluster: dict[str, Any],
+) -> None:
+    setup = " ".join(cluster["setup_commands"])
+    assert "/mnt/steelseg" in setup and "mount" in setup
+    assert "[gpu]" in setup
+    assert cluster["file_mounts"] == {"~/steelseg": "."}
+
+
+def test_a_misspelt_key_is_rejected(cluster: dict[str, Any]) -> None:
+    broken = copy.deepcopy(cluster)
+    broken["max_worker"] = broken.pop("max_workers")
+    with pytest.raises(jsonschema.ValidationError, match="max_worker"):
+        validated(broken)
+
+
+def test_readme_on_prem_variant_passes_ray_validation() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(# on-prem cluster.*?)```", readme, flags=re.DOTALL)
+    assert len(blocks) == 1, "README must hold exactly one '# on-prem cluster' yaml block"
+    config = yaml.safe_load(blocks[0])
+    full = validated(config)
+    assert full["provider"]["type"] == "local"
+    assert full["provider"]["worker_ips"], "the on-prem variant lists no worker machines"
