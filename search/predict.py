@@ -28,6 +28,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ModelLoadError",
     "Predictor",
+    "check_images",
+    "image_batches",
     "list_images",
     "load_keras_model",
     "load_predictor",
@@ -35,6 +37,7 @@ __all__ = [
     "model_probabilities",
     "parse_overrides",
     "predict_folder",
+    "predict_images",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -177,12 +180,22 @@ def list_images(folder: Path) -> list[Path]:
     return images
 
 
-def _read_all(paths: Sequence[Path]) -> None:
-    """Decode every image before predicting, so a bad file fails in seconds, not at the end."""
-    from data.images import read_grey
+def check_images(paths: Sequence[Path]) -> None:
+    """Decode every image before predicting, so a bad file fails in seconds, not at the end.
 
+    Raises data.images.ImageError naming the first unreadable file and how many others are bad.
+    """
+    from data.images import ImageError, read_grey
+
+    bad: list[str] = []
     for path in paths:
-        read_grey(path)
+        try:
+            read_grey(path)
+        except ImageError as exc:
+            bad.append(str(exc))
+    if bad:
+        more = f" (and {len(bad) - 1} more unreadable file(s))" if len(bad) > 1 else ""
+        raise ImageError(f"{bad[0]}{more}; remove or replace it and run again")
 
 
 def image_batches(paths: Sequence[Path], batch_size: int) -> Iterator[tuple[list[str], np.ndarray]]:
@@ -202,20 +215,18 @@ def image_batches(paths: Sequence[Path], batch_size: int) -> Iterator[tuple[list
         yield names, np.stack(pixels)[..., None].astype(np.float32) / 255.0
 
 
-def predict_folder(
+def predict_images(
     predictor: Predictor,
-    folder: str | Path,
+    paths: Sequence[Path],
     out: str | Path,
     *,
     fmt: str = "kaggle_old",
     batch_size: int = 8,
     progress: bool = True,
 ) -> int:
-    """Write a submission for every image in `folder`; returns the number of images."""
+    """Write a submission for these image files (ids = file names); returns the image count."""
     from tqdm import tqdm
 
-    paths = list_images(Path(folder))
-    _read_all(paths)
     class_ids = range(1, len(predictor.spec.class_names) + 1)
     with (
         SubmissionWriter(out, fmt=fmt, class_ids=class_ids) as writer,
@@ -226,6 +237,21 @@ def predict_folder(
                 writer.add(name, masks)
             bar.update(len(names))
     return len(paths)
+
+
+def predict_folder(
+    predictor: Predictor,
+    folder: str | Path,
+    out: str | Path,
+    *,
+    fmt: str = "kaggle_old",
+    batch_size: int = 8,
+    progress: bool = True,
+) -> int:
+    """Check, then predict every image in `folder` into a submission; returns the image count."""
+    paths = list_images(Path(folder))
+    check_images(paths)
+    return predict_images(predictor, paths, out, fmt=fmt, batch_size=batch_size, progress=progress)
 
 
 DEFAULTS: dict[str, Any] = {
@@ -251,13 +277,11 @@ def main(argv: Sequence[str]) -> int:
         raise ConfigError(f"batch_size={args['batch_size']}: must be >= 1")
     tta = None if args["tta"] == "" else args["tta"] == "true"
     try:
+        paths = list_images(Path(args["images"]))
+        check_images(paths)  # before the (slow) model load: a bad file fails at once
         predictor = load_predictor(args["model"], tta=tta, raw=args["postprocess"] == "raw")
-        count = predict_folder(
-            predictor,
-            args["images"],
-            args["out"],
-            fmt=args["format"],
-            batch_size=args["batch_size"],
+        count = predict_images(
+            predictor, paths, args["out"], fmt=args["format"], batch_size=args["batch_size"]
         )
     except (ModelLoadError, ValueError) as exc:  # ImageError/RLEError are ValueErrors too
         if isinstance(exc, ConfigError):

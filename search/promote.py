@@ -37,7 +37,7 @@ import numpy as np
 
 from data.config import ConfigError, run_cli
 from search import ensemble, postprocess
-from search.predict import load_keras_model, model_probabilities, parse_overrides
+from search.predict import ModelLoadError, load_keras_model, model_probabilities, parse_overrides
 
 __all__ = [
     "Candidate",
@@ -45,6 +45,8 @@ __all__ = [
     "load_leaderboard",
     "main",
     "promote",
+    "checkpoint_dir",
+    "hparam_columns",
     "select_candidates",
 ]
 
@@ -126,19 +128,41 @@ def load_leaderboard(experiment_dir: Path) -> list[dict[str, Any]]:
     return frame.to_dict(orient="records")
 
 
-def _hparam_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Leaderboard columns between `model` and `loss`: the trial's hyperparameters."""
+def hparam_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The trial's hyperparameters: leaderboard columns after `model`, before `val_kaggle_dice`.
+
+    CONTRACTS.md orders the columns `trial_id, status, model, <hparams>, loss, val_kaggle_dice`;
+    `loss` is the loss function (bce | dice | bce_dice), itself a hyperparameter of the grid.
+    """
     columns = list(rows[0]) if rows else []
-    if "model" in columns and "loss" in columns:
-        return columns[columns.index("model") + 1 : columns.index("loss")]
+    if "model" in columns and "val_kaggle_dice" in columns:
+        return columns[columns.index("model") + 1 : columns.index("val_kaggle_dice")]
     return []
+
+
+def checkpoint_dir(recorded: str, experiment_dir: Path) -> Path:
+    """The recorded checkpoint folder, or the same folder under this experiment if it moved.
+
+    The leaderboard holds absolute paths; an experiment copied to another machine (or a
+    cluster's shared storage mounted elsewhere) still finds its checkpoints under tune/.
+    """
+    path = Path(recorded)
+    if path.exists() or "tune" not in path.parts:
+        return path
+    parts = path.parts
+    moved = experiment_dir.joinpath(*parts[len(parts) - parts[::-1].index("tune") - 1 :])
+    return moved if moved.exists() else path
 
 
 def select_candidates(
     rows: Sequence[Mapping[str, Any]], *, top_k: int, where: Path
 ) -> list[Candidate]:
-    """Best finished trial of every architecture plus the top-k overall, best first."""
-    hparams = _hparam_columns(rows)
+    """Best finished trial of every architecture plus the top-k overall, best first.
+
+    `where` is the leaderboard file; checkpoints recorded there are looked up relative to its
+    folder when their absolute path no longer exists.
+    """
+    hparams = hparam_columns(rows)
     finished = []
     for row in rows:
         score, checkpoint = row.get("val_kaggle_dice"), row.get("checkpoint")
@@ -151,7 +175,7 @@ def select_candidates(
                 trial_id=str(row["trial_id"]),
                 model=str(row["model"]),
                 val_kaggle_dice=float(score),
-                checkpoint=Path(checkpoint),
+                checkpoint=checkpoint_dir(checkpoint, where.parent),
                 hparams={k: _plain(row[k]) for k in hparams},
                 row={k: _plain(v) for k, v in row.items()},
             )
@@ -185,22 +209,29 @@ def _plain(value: Any) -> Any:
 @dataclass
 class Split:
     name: str
-    images: np.ndarray  # float32 (N, H, W, 1) in [0, 1]
+    image_ids: list[str]
+    images: np.ndarray  # uint8 (N, H, W): a quarter of float32's memory
     masks: np.ndarray  # bool (N, H, W, C)
 
 
-def load_split(uri: str, split: str, *, batch_size: int, limit: int | None) -> Split:
+def load_split(uri: str, split: str, *, limit: int | None) -> Split:
     """One split of the shards in memory, in the shards' order (deterministic)."""
-    from data.reader import make_dataset
+    from data.reader import iter_examples
 
-    dataset = make_dataset(uri, split, batch_size=batch_size, deterministic=True, limit=limit)
-    images, masks = [], []
-    for image, mask in dataset.as_numpy_iterator():
-        images.append(image.astype(np.float32, copy=False))
-        masks.append(mask > 0.5)
+    ids, images, masks = [], [], []
+    for example in iter_examples(uri, split, limit=limit):
+        if images and example.image.shape != images[0].shape:
+            raise PromotionError(
+                f"{uri}: split {split!r} mixes image sizes ({images[0].shape} and "
+                f"{example.image.shape} at {example.image_id}); promotion evaluates whole "
+                "splits at one size, so prepare the shards at one size"
+            )
+        ids.append(example.image_id)
+        images.append(example.image)
+        masks.append(example.masks.astype(bool, copy=False))
     if not images:
         raise PromotionError(f"{uri}: split {split!r} has no rows to evaluate on")
-    return Split(split, np.concatenate(images), np.concatenate(masks))
+    return Split(split, ids, np.stack(images), np.stack(masks))
 
 
 def predict_split(
@@ -213,7 +244,8 @@ def predict_split(
     n = split.images.shape[0]
     with tqdm(total=n, desc=f"{label} {split.name}", unit="img", disable=not progress) as bar:
         for lo in range(0, n, batch_size):
-            probs = model_probabilities(model, split.images[lo : lo + batch_size], flips=flips)
+            batch = split.images[lo : lo + batch_size, ..., None].astype(np.float32) / 255.0
+            probs = model_probabilities(model, batch, flips=flips)
             if out is None:
                 out = np.empty((n, *probs.shape[1:]), dtype=np.float16)
             out[lo : lo + batch_size] = probs
@@ -262,12 +294,29 @@ def evaluate(
 def overlay_examples(
     test: Split, predicted: np.ndarray, *, count: int = 6
 ) -> dict[str, np.ndarray]:
-    """A few test images for the report's overlays: those with the most defect classes first."""
-    classes_present = test.masks.any(axis=(1, 2)).sum(axis=1)
-    order = np.lexsort((np.arange(classes_present.size), -classes_present))[:count]
+    """Test images for the report's overlays: every class shown where the split has it.
+
+    For each class in turn, the unchosen image with the most ground-truth pixels of it; then
+    images with the most defect classes, up to `count` (at least one per class).
+    """
+    areas = test.masks.sum(axis=(1, 2))  # (N, C)
+    chosen: list[int] = []
+    for c in range(areas.shape[1]):
+        ranked = [int(i) for i in np.argsort(-areas[:, c], kind="stable") if areas[i, c] > 0]
+        pick = next((i for i in ranked if i not in chosen), None)
+        if pick is not None:
+            chosen.append(pick)
+    by_classes = np.lexsort((np.arange(len(areas)), -(areas > 0).sum(axis=1)))
+    for i in by_classes:
+        if len(chosen) >= max(count, areas.shape[1]):
+            break
+        if int(i) not in chosen:
+            chosen.append(int(i))
+    order = np.asarray(chosen[: max(count, areas.shape[1])])
     return {
         "index": order,
-        "image": np.round(test.images[order, ..., 0] * 255).astype(np.uint8),
+        "image_id": np.asarray([test.image_ids[i] for i in order]),
+        "image": test.images[order],
         "truth": test.masks[order],
         "predicted": predicted[order],
     }
@@ -354,7 +403,25 @@ def promote(
     limit: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Promote an experiment; returns what `final/metrics.json` holds."""
+    """Promote an experiment folder; returns what `final/metrics.json` holds.
+
+    This is the stable entry point `search.run` calls at the end of a search (unless
+    `promote=false`), e.g. `promote(Path(storage) / experiment, top_k=cfg.promote.top_k)`:
+
+    - `experiment_dir`: `results/<experiment>/`, holding `experiment.json` (with the shards'
+      manifest URI under `shards`, `shards_uri`, `manifest_uri` or `data_uri`, top level or
+      under `data`) and `leaderboard.csv` (CONTRACTS.md columns; `checkpoint` = the best
+      checkpoint folder holding `model.keras`).
+    - `top_k`: how many best trials overall, besides the best of every architecture.
+    - `tta`: flip test-time augmentation (identity, left-right, top-bottom) for every model.
+    - `gate`: also tune the per-class image-level gate.
+    - `batch_size`: prediction batch size; `limit`: at most this many val/test images (smoke).
+    - `progress`: tqdm bars on stderr.
+
+    Raises PromotionError (a RuntimeError) naming the file or trial when the experiment has
+    no finished trial, a checkpoint fails to load, or the shards cannot be read. Nothing in
+    `final/` changes unless the whole promotion succeeds.
+    """
     started = time.perf_counter()
     experiment_dir = Path(experiment_dir)
     if not experiment_dir.is_dir():
@@ -369,16 +436,20 @@ def promote(
 
     manifest = read_manifest(uri)
     class_names = tuple(manifest.class_names)
-    val = load_split(uri, "val", batch_size=batch_size, limit=limit)
-    test = load_split(uri, "test", batch_size=batch_size, limit=limit)
+    val = load_split(uri, "val", limit=limit)
+    test = load_split(uri, "test", limit=limit)
 
-    models, val_probs, test_probs, results = {}, [], [], {}
+    val_probs, test_probs, results = [], [], {}
     for candidate in candidates:
         path = candidate.checkpoint / "model.keras"
-        models[candidate.name] = model = load_keras_model(path)
+        try:
+            model = load_keras_model(path)
+        except ModelLoadError as exc:
+            raise PromotionError(f"trial {candidate.trial_id} ({candidate.model}): {exc}") from exc
         kw = {"batch_size": batch_size, "flips": flips, "label": candidate.name}
         val_probs.append(predict_split(model, val, progress=progress, **kw))
         test_probs.append(predict_split(model, test, progress=progress, **kw))
+        del model  # one model in memory at a time; the probabilities are what is kept
         results[candidate.name] = evaluate(
             val_probs[-1], test_probs[-1], val, test, class_names=class_names, gate=gate
         )
@@ -618,7 +689,9 @@ def main(argv: Sequence[str]) -> int:
             batch_size=args["batch_size"],
             limit=args["limit"] or None,
         )
-    except (PromotionError, RuntimeError) as exc:
+    except (RuntimeError, ValueError) as exc:  # PromotionError, ShardError, ImageError...
+        if isinstance(exc, ConfigError):
+            raise
         raise ConfigError(str(exc)) from exc
     gains = metrics["gains_on_test"]
     print(

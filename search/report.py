@@ -27,7 +27,7 @@ import numpy as np
 
 from data.config import ConfigError, run_cli
 from search.predict import parse_overrides
-from search.promote import load_leaderboard, resolve_experiment
+from search.promote import hparam_columns, load_leaderboard, resolve_experiment
 
 __all__ = ["build_report", "learning_curves", "main", "write_report"]
 
@@ -257,6 +257,12 @@ def _tint(image: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
+def _image_title(overlays: Mapping[str, np.ndarray], i: int) -> str:
+    if "image_id" in overlays:
+        return str(overlays["image_id"][i])
+    return f"test image #{int(overlays['index'][i])}"
+
+
 def plot_overlays(overlays: Mapping[str, np.ndarray], class_names: Sequence[str]) -> str:
     """Rows of test images: the image, ground truth and ensemble prediction, tinted per class."""
     from matplotlib.patches import Patch
@@ -267,7 +273,7 @@ def plot_overlays(overlays: Mapping[str, np.ndarray], class_names: Sequence[str]
     fig = _figure(min(16, 3 * 3 * max(1, aspect / 1.5)), 2.6 * count / max(1, aspect / 1.5))
     for i in range(count):
         panels = (
-            (images[i], f"test image #{int(overlays['index'][i])}"),
+            (images[i], _image_title(overlays, i)),
             (_tint(images[i], truth[i]), "ground truth"),
             (_tint(images[i], predicted[i]), "ensemble prediction"),
         )
@@ -435,12 +441,7 @@ def build_report(experiment_dir: Path) -> str:
     metrics = _read_json(experiment_dir / "final" / "metrics.json")
     curves = learning_curves(experiment_dir)
     models = {str(r["trial_id"]): str(r["model"]) for r in rows}
-    columns = list(rows[0]) if rows else []
-    hparams = (
-        columns[columns.index("model") + 1 : columns.index("loss")]
-        if "model" in columns and "loss" in columns
-        else []
-    )
+    hparams = hparam_columns(rows)
     promoted = {m["trial_id"] for m in metrics["models"]} if metrics else set()
     sections = [
         f"<h1>Experiment {html.escape(experiment_dir.name)}</h1>",

@@ -70,7 +70,9 @@ def write_search_outputs(folder: Path, *, trials: int = 4, epochs: int = 3) -> l
                 ["epoch", "loss", "kaggle_dice", "val_loss", "val_kaggle_dice", "trial_id"]
             )
             for e in range(epochs):
-                writer.writerow([e + 1, 1 / (e + 2), dice[e], 1.1 / (e + 2), dice[e] - 0.05, trial_id])
+                writer.writerow(
+                    [e + 1, 1 / (e + 2), dice[e], 1.1 / (e + 2), dice[e] - 0.05, trial_id]
+                )
         rows.append(
             {
                 "trial_id": trial_id,

@@ -1,0 +1,121 @@
+"""Promotion: candidate choice, bad experiments, and (slow) a real promotion of tiny models."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.config import ConfigError
+from search import promote
+
+COLUMNS = ["trial_id", "status", "model", "filters", "loss", "val_kaggle_dice", "checkpoint"]
+
+
+def _write_leaderboard(folder: Path, rows: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "leaderboard.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / "experiment.json").write_text(json.dumps({"shards": str(folder / "shards")}))
+
+
+def _row(trial: str, model: str, dice: float | str, status: str = "TERMINATED", ckpt: str = "x"):
+    return {
+        "trial_id": trial,
+        "status": status,
+        "model": model,
+        "filters": 8,
+        "loss": "bce",
+        "val_kaggle_dice": dice,
+        "checkpoint": f"/ckpt/{trial}" if ckpt == "x" else ckpt,
+    }
+
+
+def test_best_of_every_architecture_plus_top_k() -> None:
+    rows = [
+        _row("u1", "unet", 0.80),
+        _row("u2", "unet", 0.90),
+        _row("u3", "unet", 0.85),
+        _row("r1", "resunet", 0.70),
+        _row("r2", "resunet", 0.60),
+        _row("d1", "deeplabv3plus", 0.99, status="ERROR"),  # errored: never promoted
+        _row("i1", "invresunet", 0.95, ckpt=""),  # no checkpoint: cannot be promoted
+        _row("i2", "invresunet", 0.50),
+    ]
+    chosen = promote.select_candidates(rows, top_k=2, where=Path("lb.csv"))
+    assert [c.trial_id for c in chosen] == ["u2", "u3", "r1", "i2"]
+    assert chosen[0].name == "unet_u2"
+    assert chosen[0].hparams == {"filters": 8, "loss": "bce"}
+    only_best = promote.select_candidates(rows, top_k=0, where=Path("lb.csv"))
+    assert [c.trial_id for c in only_best] == ["u2", "r1", "i2"]
+
+
+def test_hyperparameters_are_the_columns_between_model_and_the_score() -> None:
+    assert promote.hparam_columns([_row("u1", "unet", 0.5)]) == ["filters", "loss"]
+
+
+def test_a_moved_experiment_still_finds_its_checkpoints(tmp_path: Path) -> None:
+    moved = tmp_path / "copy" / "exp"
+    checkpoint = moved / "tune" / "trial_1" / "checkpoint_000002"
+    checkpoint.mkdir(parents=True)
+    recorded = "/elsewhere/results/exp/tune/trial_1/checkpoint_000002"
+    assert promote.checkpoint_dir(recorded, moved) == checkpoint
+    assert promote.checkpoint_dir("/nowhere/ckpt", moved) == Path("/nowhere/ckpt")
+
+
+def test_unknown_experiment_lists_the_existing_ones(tmp_path: Path) -> None:
+    _write_leaderboard(tmp_path / "results" / "real_run", [_row("u1", "unet", 0.5)])
+    with pytest.raises(ConfigError) as error:
+        promote.main(["experiment=missing_run", f"results_dir={tmp_path / 'results'}"])
+    message = str(error.value)
+    assert "experiment=missing_run" in message and "real_run" in message
+
+
+def test_experiment_without_a_finished_trial_is_refused(tmp_path: Path) -> None:
+    rows = [
+        _row("u1", "unet", "", status="ERROR", ckpt=""),
+        _row("u2", "unet", 0.4, status="RUNNING"),
+    ]
+    _write_leaderboard(tmp_path / "results" / "broken", rows)
+    with pytest.raises(ConfigError) as error:
+        promote.main(["experiment=broken", f"results_dir={tmp_path / 'results'}"])
+    message = str(error.value)
+    assert "no finished trial" in message
+    assert "leaderboard.csv" in message and "ERROR, RUNNING" in message
+
+
+def test_bad_arguments_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="top_kk: unknown key; valid keys: .*top_k"):
+        promote.main(["experiment=x", "top_kk=2"])
+    with pytest.raises(ConfigError, match="top_k=two: expected a number"):
+        promote.main(["experiment=x", "top_k=two"])
+    with pytest.raises(ConfigError, match="missing experiment="):
+        promote.main([])
+
+
+def test_swap_in_replaces_final_whole(tmp_path: Path) -> None:
+    final = tmp_path / "final"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    new = tmp_path / "final.tmp-1"
+    new.mkdir()
+    (new / "metrics.json").write_text("{}")
+    promote.swap_in(new, final)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final"]
+    assert sorted(p.name for p in final.iterdir()) == ["metrics.json"]
+
+
+def test_overlays_show_every_class_present() -> None:
+    masks = np.zeros((5, 4, 4, 3), dtype=bool)
+    masks[0, :1, :1, 0] = True
+    masks[1, :, :, 0] = True  # the most class-0 pixels
+    masks[3, :2, :2, 2] = True  # the only class-2 image; class 1 is absent from the split
+    split = promote.Split("test", list("abcde"), np.zeros((5, 4, 4), np.uint8), masks)
+    chosen = promote.overlay_examples(split, masks, count=3)
+    assert chosen["image_id"].tolist()[:2] == ["b", "d"]
+    assert len(chosen["index"]) == 3
