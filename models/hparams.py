@@ -1,0 +1,112 @@
+"""Hyperparameter specs: defaults and allowed values, checked before any graph is built.
+
+Search validates a whole config through `validate_hparams` before Ray starts, so a typo
+fails in a second instead of inside a trial an hour later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["HParam", "HParamError", "PRECISIONS", "precision_hparam", "validate_hparams"]
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+class HParamError(ValueError):
+    """An unknown hyperparameter, or a value outside what the architecture accepts."""
+
+
+@dataclass(frozen=True)
+class HParam:
+    """One hyperparameter: its type, default, and either a set of choices or a numeric range.
+
+    `low`/`high` bound numeric values; `low_open` makes the lower bound exclusive (alpha in (0, 1]).
+    `paper` lists the values the seed paper searched, for spaces and documentation.
+    """
+
+    name: str
+    kind: type
+    default: Any
+    doc: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    paper: tuple[Any, ...] = ()
+
+    def allowed(self) -> str:
+        """The allowed values in words, for error messages."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        left = "(" if self.low_open else "["
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{self.kind.__name__} in {left}{low}, {high}]"
+
+    def validate(self, value: Any, *, model: str = "") -> Any:
+        """The value, coerced to `kind` where lossless; HParamError naming the model and key if not."""
+        where = (
+            f"{model}: hyperparameter {self.name!r}" if model else f"hyperparameter {self.name!r}"
+        )
+        coerced = self._coerce(value)
+        if coerced is None:
+            raise HParamError(
+                f"{where} = {value!r} is not a {self.kind.__name__}; allowed: {self.allowed()}"
+            )
+        if self.choices is not None and coerced not in self.choices:
+            raise HParamError(f"{where} = {value!r} is not allowed; allowed: {self.allowed()}")
+        if self.kind in (int, float) and not self._in_range(coerced):
+            raise HParamError(f"{where} = {value!r} is out of range; allowed: {self.allowed()}")
+        return coerced
+
+    def _coerce(self, value: Any) -> Any:
+        # bool is an int subclass in Python; True as a filter count is always a mistake.
+        if isinstance(value, bool):
+            return value if self.kind is bool else None
+        if self.kind is int:
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            return None
+        if self.kind is float:
+            if isinstance(value, int | float) and math.isfinite(value):
+                return float(value)
+            return None
+        return value if isinstance(value, self.kind) else None
+
+    def _in_range(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and value > self.high)
+
+
+def precision_hparam() -> HParam:
+    """The `precision` option every architecture takes."""
+    return HParam(
+        "precision",
+        str,
+        "float32",
+        "Keras dtype policy for the layers; logits stay float32 under mixed policies.",
+        choices=PRECISIONS,
+    )
+
+
+def validate_hparams(
+    model: str, spec: Mapping[str, HParam], hparams: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Every key of `spec`, with `hparams` validated over the defaults. Unknown keys fail listing the valid ones."""
+    unknown = sorted(set(hparams) - set(spec))
+    if unknown:
+        raise HParamError(
+            f"{model}: unknown hyperparameter(s) {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(sorted(spec))}"
+        )
+    values = {name: hp.default for name, hp in spec.items()}
+    for name, value in hparams.items():
+        values[name] = spec[name].validate(value, model=model)
+    return values

@@ -1,0 +1,74 @@
+"""U-Net with a MobileNetV2 inverted-residual encoder and MCAD between encoder and decoder."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import keras
+
+from models.blocks import inverted_residual_block, mcad
+from models.encoder_decoder import build_encoder_decoder
+from models.hparams import HParam, precision_hparam
+from models.resunet import mcad_hparam
+from models.unet import HPARAMS as UNET_HPARAMS
+
+__all__ = ["HPARAMS", "build_invresunet"]
+
+HPARAMS: dict[str, HParam] = {
+    "filters": UNET_HPARAMS["filters"],
+    "expansion": HParam(
+        "expansion",
+        int,
+        6,
+        "Expansion factor of the inverted-residual blocks (MobileNetV2: 6).",
+        low=1,
+        high=16,
+    ),
+    "depth": UNET_HPARAMS["depth"],
+    "mcad": mcad_hparam(),
+    "activation": HParam(
+        "activation",
+        str,
+        "relu",
+        "Activation of MCAD and the decoder (the blocks use ReLU6, as MobileNetV2).",
+        choices=("relu", "leaky_relu"),
+    ),
+    "batch_norm": UNET_HPARAMS["batch_norm"],
+    "precision": precision_hparam(),
+}
+
+
+def build_invresunet(
+    *,
+    input_shape: tuple[int | None, int | None, int],
+    num_classes: int,
+    filters: int,
+    expansion: int,
+    depth: int,
+    mcad: str,
+    activation: str,
+    batch_norm: bool,
+) -> keras.Model:
+    """Two inverted-residual blocks per encoder stage, MCAD as the bridge, unet's decoder."""
+    return build_encoder_decoder(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        filters=filters,
+        depth=depth,
+        encoder_block=partial(_inverted_stage, expansion=expansion),
+        bridge=partial(_mcad_bridge, variant=mcad, activation=activation),
+        decoder_activation=activation,
+        decoder_batch_norm=batch_norm,
+        name="invresunet",
+    )
+
+
+def _inverted_stage(x, filters: int, *, expansion: int, name: str):
+    # The first block changes the width (so it cannot be residual); the second, at constant
+    # width, carries the residual connection the paper's encoder is named for.
+    x = inverted_residual_block(x, filters, expansion=expansion, name=f"{name}_block1")
+    return inverted_residual_block(x, filters, expansion=expansion, name=f"{name}_block2")
+
+
+def _mcad_bridge(x, filters: int, *, variant: str, activation: str, name: str):
+    return mcad(x, filters, variant=variant, activation=activation, name=f"{name}_mcad")

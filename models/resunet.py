@@ -1,0 +1,70 @@
+"""U-Net with a residual encoder and MCAD between encoder and decoder (the paper's best model)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import keras
+
+from models.blocks import ACTIVATIONS, MCAD_DILATIONS, mcad, residual_block
+from models.encoder_decoder import build_encoder_decoder
+from models.hparams import HParam, precision_hparam
+from models.unet import HPARAMS as UNET_HPARAMS
+
+__all__ = ["HPARAMS", "build_resunet", "mcad_hparam"]
+
+
+def mcad_hparam() -> HParam:
+    return HParam(
+        "mcad",
+        str,
+        "basic",
+        "MCAD variant: 'basic' = the paper's 6 layers (dilations 1,1,2,4,8,12); "
+        "'original' = Yu & Koltun's 8-layer table.",
+        choices=tuple(MCAD_DILATIONS),
+    )
+
+
+HPARAMS: dict[str, HParam] = {
+    "filters": UNET_HPARAMS["filters"],
+    "activation": HParam(
+        "activation",
+        str,
+        "leaky_relu",
+        "Activation inside the residual blocks, after the addition, in MCAD and the decoder.",
+        choices=ACTIVATIONS,
+        paper=ACTIVATIONS,
+    ),
+    "depth": UNET_HPARAMS["depth"],
+    "mcad": mcad_hparam(),
+    "batch_norm": UNET_HPARAMS["batch_norm"],
+    "precision": precision_hparam(),
+}
+
+
+def build_resunet(
+    *,
+    input_shape: tuple[int | None, int | None, int],
+    num_classes: int,
+    filters: int,
+    activation: str,
+    depth: int,
+    mcad: str,
+    batch_norm: bool,
+) -> keras.Model:
+    """Residual blocks in the encoder, MCAD as the bridge, unet's decoder (`batch_norm` applies there)."""
+    return build_encoder_decoder(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        filters=filters,
+        depth=depth,
+        encoder_block=partial(residual_block, activation=activation),
+        bridge=partial(_mcad_bridge, variant=mcad, activation=activation),
+        decoder_activation=activation,
+        decoder_batch_norm=batch_norm,
+        name="resunet",
+    )
+
+
+def _mcad_bridge(x, filters: int, *, variant: str, activation: str, name: str):
+    return mcad(x, filters, variant=variant, activation=activation, name=f"{name}_mcad")
