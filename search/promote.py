@@ -237,7 +237,11 @@ def load_split(uri: str, split: str, *, limit: int | None) -> Split:
 def predict_split(
     model: Any, split: Split, *, batch_size: int, flips: Sequence[str], label: str, progress: bool
 ) -> np.ndarray:
-    """float16 probabilities (N, H, W, C): half the memory, far finer than any threshold grid."""
+    """float32 probabilities (N, H, W, C), exactly what `search.predict` computes.
+
+    Not float16, though it would halve the memory: a probability rounded to float16 can cross
+    a tuned threshold, and then the promoted scores would not be the shipped model's scores.
+    """
     from tqdm import tqdm
 
     out = None
@@ -247,7 +251,7 @@ def predict_split(
             batch = split.images[lo : lo + batch_size, ..., None].astype(np.float32) / 255.0
             probs = model_probabilities(model, batch, flips=flips)
             if out is None:
-                out = np.empty((n, *probs.shape[1:]), dtype=np.float16)
+                out = np.empty((n, *probs.shape[1:]), dtype=np.float32)
             out[lo : lo + batch_size] = probs
             bar.update(probs.shape[0])
     return out
@@ -586,6 +590,7 @@ def _write_final(
 ) -> Path:
     final = experiment_dir / "final"
     tmp = Path(tempfile.mkdtemp(prefix="final.tmp-", dir=experiment_dir))
+    tmp.chmod(0o755)  # mkdtemp makes it private; final/ is meant to be shared and served
     try:
         models_dir = tmp / "models"
         models_dir.mkdir()

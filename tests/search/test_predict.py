@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import experiment_fixture
 import numpy as np
 import pytest
 
 from data.config import ConfigError
 from search import predict
+from search.ensemble import EnsembleSpec, Member
+from search.submission import read_submission
 
 
 def _real_images(neu_seg: Path, folder: Path, count: int) -> list[Path]:
@@ -69,3 +73,82 @@ def test_a_model_path_without_its_postprocessing_is_refused(tmp_path: Path) -> N
     lone.write_bytes(b"PK")
     with pytest.raises(ConfigError, match=r"m\.json beside it"):
         predict.load_predictor(lone)
+
+
+# --- real promoted models (slow: the session's tiny experiment is trained and promoted once) ---
+
+
+@pytest.fixture(scope="module")
+def promoted(tmp_path_factory: pytest.TempPathFactory, neu_seg: Path) -> Path:
+    return experiment_fixture.promoted_experiment(tmp_path_factory.getbasetemp(), neu_seg)
+
+
+def _folder_images(paths: list[Path]) -> np.ndarray:
+    from data.images import read_grey
+
+    return np.stack([read_grey(p) for p in paths])[..., None].astype(np.float32) / 255.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["kaggle_old", "kaggle_new"])
+def test_submission_decodes_to_exactly_the_predicted_masks(
+    promoted: Path, neu_seg: Path, tmp_path: Path, fmt: str
+) -> None:
+    paths = _real_images(neu_seg, tmp_path / "images", 10)
+    out = tmp_path / "submission.csv"
+    assert (
+        predict.main(
+            [
+                f"model={promoted / 'final'}",
+                f"images={tmp_path / 'images'}",
+                f"out={out}",
+                f"format={fmt}",
+                "batch_size=4",
+            ]
+        )
+        == 0
+    )
+    predictor = predict.load_predictor(promoted / "final")
+    expected = predictor.masks(_folder_images(paths))
+    assert expected.any(), "the ensemble predicts nothing: the round trip would prove little"
+    decoded = read_submission(
+        out, shapes={p.name: (200, 200) for p in paths}, class_ids=(1, 2, 3), fmt=fmt
+    )
+    for path, masks in zip(paths, expected, strict=True):
+        np.testing.assert_array_equal(decoded[path.name], masks)
+    rows = out.read_text().splitlines()
+    if fmt == "kaggle_old":
+        assert len(rows) == 1 + 10 * 3  # every image x class, empty or not
+
+
+@pytest.mark.slow
+def test_an_ensemble_of_two_identical_models_equals_the_single_model(
+    promoted: Path, neu_seg: Path, tmp_path: Path
+) -> None:
+    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
+    single_file = promoted / "final" / metrics["models"][0]["file"]
+    single = predict.load_predictor(single_file)
+    twin = EnsembleSpec(
+        (Member("a", single_file.name, 0.3), Member("b", single_file.name, 0.7)),
+        single.spec.postprocess,
+        single.spec.class_names,
+    )
+    spec_file = single_file.parent / "twins.json"
+    spec_file.write_text(twin.to_json())
+    images = _folder_images(_real_images(neu_seg, tmp_path / "images", 4))
+    pair = predict.load_predictor(spec_file)
+    np.testing.assert_allclose(pair.probabilities(images), single.probabilities(images), atol=1e-6)
+    np.testing.assert_array_equal(pair.masks(images), single.masks(images))
+    spec_file.unlink()
+
+
+@pytest.mark.slow
+def test_a_model_that_fails_to_load_is_named(promoted: Path, neu_seg: Path, tmp_path: Path) -> None:
+    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
+    name = metrics["models"][0]["name"]
+    broken = tmp_path / f"{name}.keras"
+    broken.write_bytes((promoted / "final" / "models" / f"{name}.keras").read_bytes()[:2000])
+    shutil.copy(promoted / "final" / "models" / f"{name}.json", tmp_path)
+    _real_images(neu_seg, tmp_path / "images", 2)
+    with pytest.raises(ConfigError, match=f"cannot load model {broken}"):
+        predict.main([f"model={broken}", f"images={tmp_path / 'images'}"])

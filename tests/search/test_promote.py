@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import experiment_fixture
 import numpy as np
 import pytest
 
@@ -119,3 +120,64 @@ def test_overlays_show_every_class_present() -> None:
     chosen = promote.overlay_examples(split, masks, count=3)
     assert chosen["image_id"].tolist()[:2] == ["b", "d"]
     assert len(chosen["index"]) == 3
+
+
+# --- a real promotion of tiny real models (slow: trains them once per session) ----------------
+
+
+@pytest.fixture(scope="module")
+def promoted(tmp_path_factory: pytest.TempPathFactory, neu_seg: Path) -> Path:
+    return experiment_fixture.promoted_experiment(tmp_path_factory.getbasetemp(), neu_seg)
+
+
+@pytest.mark.slow
+def test_promotion_writes_final_with_test_scores_that_hold(promoted: Path) -> None:
+    from data.reader import iter_examples
+
+    from search.predict import load_predictor
+
+    final = promoted / "final"
+    metrics = json.loads((final / "metrics.json").read_text())
+    names = [m["name"] for m in metrics["models"]]
+    # top_k=2 plus the best resunet; the errored trial never appears.
+    assert len(names) == 3 and {m["model"] for m in metrics["models"]} == {"unet", "resunet"}
+    assert experiment_fixture.ERRORED_TRIAL not in json.dumps(metrics["models"])
+    assert metrics["splits"] == {"val": 8, "test": 8}
+    for name in names:
+        for suffix in (".keras", ".json", ".md"):
+            assert (final / "models" / f"{name}{suffix}").is_file()
+        assert (
+            "| class | threshold | min area (px) | gate |"
+            in (final / "models" / f"{name}.md").read_text()
+        )
+    assert (final / "ensemble.json").is_file() and (final / "overlays.npz").is_file()
+    board = (final / "leaderboard.csv").read_text().splitlines()
+    assert board[1].startswith("ensemble,PROMOTED") and len(board) == 1 + 1 + 4
+    # The promoted files alone reproduce the reported test score, computed independently.
+    uri = metrics["shards"]
+    examples = list(iter_examples(uri, "test"))
+    images = np.stack([e.image for e in examples])[..., None].astype(np.float32) / 255.0
+    truth = np.stack([e.masks for e in examples]).astype(bool)
+    best = next(m for m in metrics["models"] if m["name"] == metrics["best_single"])
+    for path, entry in ((final / best["file"], best), (final, metrics["ensemble"])):
+        predicted = load_predictor(path).masks(images)
+        dice = experiment_fixture.kaggle_dice(truth, predicted)
+        assert dice == pytest.approx(entry["test"]["tuned"]["kaggle_dice"], abs=1e-9)
+    gains = metrics["gains_on_test"]
+    assert gains["ensemble_tuned"] == metrics["ensemble"]["test"]["tuned"]["kaggle_dice"]
+
+
+@pytest.mark.slow
+def test_a_checkpoint_that_fails_to_load_keeps_the_good_final(
+    promoted: Path, tmp_path: Path
+) -> None:
+    copy = experiment_fixture.copy_experiment(promoted, tmp_path / "results" / "neu_copy")
+    before = (copy / "final" / "metrics.json").read_bytes()
+    broken = next((copy / "tune").glob("train_f00d1_00002_*/checkpoint_*/model.keras"))
+    broken.write_bytes(broken.read_bytes()[:1000])  # a truncated upload, say
+    with pytest.raises(ConfigError) as error:
+        promote.main(["experiment=neu_copy", f"results_dir={tmp_path / 'results'}", "top_k=1"])
+    message = str(error.value)
+    assert "trial f00d1_00002 (resunet)" in message and str(broken) in message
+    assert (copy / "final" / "metrics.json").read_bytes() == before
+    assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import experiment_fixture
 import numpy as np
 import pytest
 from PIL import Image
@@ -122,3 +125,66 @@ def test_report_of_an_unpromoted_search_renders_sorted(tmp_path: Path) -> None:
         image = Image.open(io.BytesIO(base64.b64decode(encoded)))
         assert image.width > 300 and image.height > 200
         assert np.asarray(image.convert("L")).std() > 5  # not a blank picture
+
+
+@pytest.fixture(scope="module")
+def promoted(tmp_path_factory: pytest.TempPathFactory, neu_seg: Path) -> Path:
+    return experiment_fixture.promoted_experiment(tmp_path_factory.getbasetemp(), neu_seg)
+
+
+@pytest.mark.slow
+def test_report_of_a_promoted_experiment_renders_every_section(
+    promoted: Path, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "search.report",
+            f"experiment={promoted.name}",
+            f"results_dir={promoted.parent}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    page = promoted / "report.html"
+    assert f"wrote {page}" in done.stdout
+    assert "http://" not in page.read_text() and "https://" not in page.read_text()
+    shot = tmp_path / "page.png"
+    dom = render(page, tmp_path, screenshot=shot, height=6000)
+    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
+    # Final scores come first, with the numbers of metrics.json.
+    assert dom.index('id="scores"') < dom.index('id="leaderboard"')
+    scores = dom[dom.index('id="scores"') : dom.index("</table>", dom.index('id="scores"'))]
+    gains = metrics["gains_on_test"]
+    for key in ("best_single_raw", "best_single_tuned", "ensemble_raw", "ensemble_tuned"):
+        assert f"{gains[key]:.4f}" in scores
+    # The leaderboard is sorted best first by the page's script; the errored trial is last.
+    table = dom[dom.index('id="leaderboard"') :]
+    body = table[table.index("<tbody>") : table.index("</tbody>")]
+    rows = body.split("</tr>")[:-1]
+    assert len(rows) == 4
+    board = list(csv.DictReader((promoted / "leaderboard.csv").open()))
+    finished = [r for r in board if r["status"] == "TERMINATED"]
+    best = max(finished, key=lambda r: float(r["val_kaggle_dice"]))
+    assert best["trial_id"] in rows[0] and experiment_fixture.ERRORED_TRIAL in rows[-1]
+    assert "loss became NaN at epoch 1" in rows[-1]
+    promoted_rows = dom[dom.index('id="promoted"') :].split("</table>")[0]
+    for name in [m["name"] for m in metrics["models"]] + ["ensemble"]:
+        assert f">{name}<" in promoted_rows
+    # Learning curves, Dice vs hyperparameters, per-class bars, overlays and cost: all drawn.
+    plots = _visible_plots(dom)
+    assert len(plots) == 5
+    for encoded in plots:
+        image = Image.open(io.BytesIO(base64.b64decode(encoded)))
+        assert image.width > 300 and image.height > 200
+        assert np.asarray(image.convert("L")).std() > 5
+    overlays = Image.open(io.BytesIO(base64.b64decode(plots[3])))
+    assert np.asarray(overlays.convert("HSV"))[..., 1].max() > 100  # tinted masks are drawn
+    assert "Whole search: 4 trials" in dom
+    # The screenshot shows a page, not a blank window.
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.005
