@@ -1,0 +1,358 @@
+"""Read one split of verified shards: a tf.data pipeline for training, NumPy for evaluation.
+
+`make_dataset` streams records from the split's shards (each checked against the manifest
+before use), decodes the image and the RLE masks inside the tf.data graph (so the work runs
+in parallel, outside the GIL), then crops, flips, batches and prefetches.
+
+Randomness (shuffle, crops, flips) is a pure function of `seed` and the element's position in
+the stream, so `deterministic=True` gives the same batches on every run; without it, tf.data
+may reorder elements between parallel calls for speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from data import rle
+from data.shards import Manifest, ShardError, load_shard, read_manifest, split_info
+
+__all__ = [
+    "CROP_MODES",
+    "Example",
+    "ReaderError",
+    "count_examples",
+    "iter_examples",
+    "make_dataset",
+]
+
+CROP_MODES = ("random", "defect")
+SHUFFLE_BUFFER = 256  # records (raw bytes, before decoding): at 1600x256 about 100 MiB
+
+
+class ReaderError(ValueError):
+    """A bad reader argument; the message names it, the value given and what would be right."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled image in plain NumPy: grey uint8 (H, W) and bool masks (H, W, C)."""
+
+    image_id: str
+    image: np.ndarray
+    masks: np.ndarray
+
+
+def iter_examples(uri: str, split: str, *, limit: int | None = None) -> Iterator[Example]:
+    """The split's records in shard order, decoded with NumPy (for evaluation and overlays)."""
+    manifest = read_manifest(uri)
+    _check_limit(limit)
+    remaining = split_info(manifest, split).rows if limit is None else limit
+    for shard in split_info(manifest, split).shards:
+        if remaining <= 0:
+            return
+        table = load_shard(manifest, shard).slice(0, remaining)
+        remaining -= table.num_rows
+        columns = {name: table.column(name).to_pylist() for name in table.column_names}
+        for row in range(table.num_rows):
+            yield _example(manifest, shard.path, {k: v[row] for k, v in columns.items()})
+
+
+def _example(manifest: Manifest, shard_name: str, record: dict[str, Any]) -> Example:
+    height, width, image_id = record["height"], record["width"], record["image_id"]
+    image = _decode_image(manifest, record["image"], height, width, image_id)
+    where = f"{manifest.uri}/{shard_name}, image {image_id}"
+    masks = np.stack(
+        [
+            rle.decode(text, height, width, where=f"{where}, class {name}")
+            for text, name in zip(record["rles"], manifest.class_names, strict=True)
+        ],
+        axis=-1,
+    )
+    return Example(image_id, image, masks)
+
+
+def _decode_image(
+    manifest: Manifest, data: bytes, height: int, width: int, image_id: str
+) -> np.ndarray:
+    if manifest.image_format == "raw":
+        if len(data) != height * width:
+            raise ShardError(
+                f"{manifest.uri}: image {image_id} has {len(data)} bytes, expected "
+                f"{height}x{width} = {height * width}"
+            )
+        return np.frombuffer(data, np.uint8).reshape(height, width).copy()
+    from data.images import decode_grey
+
+    return decode_grey(data, name=f"{manifest.uri}: image {image_id}")
+
+
+def count_examples(
+    uri: str, split: str, *, num_workers: int = 1, index: int = 0, limit: int | None = None
+) -> int:
+    """How many examples `make_dataset` yields per epoch with these options (before batching)."""
+    manifest = read_manifest(uri)
+    _check_sharding(num_workers, index)
+    _check_limit(limit)
+    rows = split_info(manifest, split).rows
+    rows = rows if limit is None else min(rows, limit)
+    return len(range(index, rows, num_workers))
+
+
+def make_dataset(
+    uri: str,
+    split: str,
+    *,
+    batch_size: int,
+    crop: tuple[int, int] | None = None,
+    crop_mode: str = "random",
+    flip: bool = False,
+    shuffle: bool = False,
+    repeat: bool = False,
+    seed: int = 0,
+    deterministic: bool = False,
+    num_workers: int = 1,
+    index: int = 0,
+    drop_remainder: bool = False,
+    limit: int | None = None,
+    dtype: str = "float32",
+) -> Any:
+    """A tf.data.Dataset of (image (B,H,W,1) in [0,1], masks (B,H,W,C) in {0,1}).
+
+    - `crop` (height, width): a window per example, `crop_mode` "random" or "defect" (centred
+      on a random defect pixel; a clean image gets a random window).
+    - `flip`: random left-right and up-down flips.
+    - `num_workers`/`index`: this worker reads every `num_workers`-th record from `index`, so
+      the workers' parts are disjoint and together cover the split.
+    - `limit`: use only the split's first `limit` records (before worker sharding).
+    - `dtype`: "float32" (default), or "uint8" for an image in 0..255 and 0/1 masks when the
+      model rescales itself.
+    Images of different sizes need `crop` (or batch_size=1), else a ReaderError names them.
+    """
+    import tensorflow as tf
+
+    manifest = read_manifest(uri)
+    info = split_info(manifest, split)
+    _check_options(manifest, split, batch_size, crop, crop_mode, dtype)
+    _check_sharding(num_workers, index)
+    _check_limit(limit)
+    rows = info.rows if limit is None else min(info.rows, limit)
+    records = _records(manifest, split, rows, num_workers, index, shuffle, seed)
+    if shuffle:
+        records = records.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        records = records.repeat()
+    decode = _decoder(manifest, crop=crop, crop_mode=crop_mode, flip=flip, seed=seed, dtype=dtype)
+    examples = records.enumerate().map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    )
+    batches = examples.batch(batch_size, drop_remainder=drop_remainder)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    options.experimental_optimization.map_parallelization = True
+    return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _check_options(
+    manifest: Manifest,
+    split: str,
+    batch_size: int,
+    crop: tuple[int, int] | None,
+    crop_mode: str,
+    dtype: str,
+) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ReaderError(f"batch_size={batch_size!r}: expected an integer >= 1")
+    if crop_mode not in CROP_MODES:
+        raise ReaderError(f"crop_mode={crop_mode!r}: expected one of {', '.join(CROP_MODES)}")
+    if dtype not in ("float32", "uint8"):
+        raise ReaderError(f"dtype={dtype!r}: expected float32 or uint8")
+    if crop is not None:
+        if len(crop) != 2 or any(not isinstance(c, int) or c < 1 for c in crop):
+            raise ReaderError(f"crop={crop!r}: expected (height, width), two integers >= 1")
+        shape = manifest.image_shape
+        if shape is not None and (crop[0] > shape[0] or crop[1] > shape[1]):
+            raise ReaderError(
+                f"crop={tuple(crop)} is larger than the images of {manifest.uri} "
+                f"({shape[0]}x{shape[1]}, HxW); expected a crop of at most that size"
+            )
+    elif batch_size > 1 and manifest.image_shape is None:
+        sizes = _split_sizes(manifest, split)
+        if len(sizes) > 1:
+            listed = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:8])
+            raise ReaderError(
+                f"split {split!r} of {manifest.uri} has images of different sizes ({listed}); "
+                f"batch_size={batch_size} needs crop=(height, width) or batch_size=1"
+            )
+
+
+def _split_sizes(manifest: Manifest, split: str) -> set[tuple[int, int]]:
+    sizes: set[tuple[int, int]] = set()
+    for shard in split_info(manifest, split).shards:
+        table = load_shard(manifest, shard).select(["height", "width"])
+        sizes |= set(
+            zip(table.column("height").to_pylist(), table.column("width").to_pylist(), strict=True)
+        )
+    return sizes
+
+
+def _check_sharding(num_workers: int, index: int) -> None:
+    if not isinstance(num_workers, int) or num_workers < 1:
+        raise ReaderError(f"num_workers={num_workers!r}: expected an integer >= 1")
+    if not isinstance(index, int) or not 0 <= index < num_workers:
+        raise ReaderError(f"index={index!r}: expected an integer in 0..{num_workers - 1}")
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ReaderError(f"limit={limit!r}: expected None or an integer >= 1")
+
+
+def _records(
+    manifest: Manifest,
+    split: str,
+    rows: int,
+    num_workers: int,
+    index: int,
+    shuffle: bool,
+    seed: int,
+) -> Any:
+    """Undecoded records (image_id, image bytes, height, width, rles) of this worker's part."""
+    import tensorflow as tf
+
+    shards = split_info(manifest, split).shards
+    offsets = np.concatenate([[0], np.cumsum([s.rows for s in shards])]).astype(np.int64)
+    wanted = [i for i in range(len(shards)) if offsets[i] < rows]
+    num_classes = manifest.num_classes
+
+    def generate(shard_index: Any) -> Iterator[tuple[Any, ...]]:
+        shard_index = int(shard_index)
+        first = int(offsets[shard_index])
+        table = load_shard(manifest, shards[shard_index])
+        # Global row r belongs to worker r % num_workers; rows from `rows` on are past limit.
+        positions = np.arange(first, min(first + table.num_rows, rows), dtype=np.int64)
+        table = table.take(positions[positions % num_workers == index] - first)
+        ids = table.column("image_id").to_pylist()
+        images = table.column("image").to_pylist()
+        heights = table.column("height").to_pylist()
+        widths = table.column("width").to_pylist()
+        rles = table.column("rles").to_pylist()
+        for row in range(table.num_rows):
+            yield ids[row], images[row], heights[row], widths[row], rles[row]
+
+    signature = (
+        tf.TensorSpec((), tf.string),
+        tf.TensorSpec((), tf.string),
+        tf.TensorSpec((), tf.int32),
+        tf.TensorSpec((), tf.int32),
+        tf.TensorSpec((num_classes,), tf.string),
+    )
+    order = tf.data.Dataset.from_tensor_slices(np.array(wanted, np.int64))
+    if shuffle:
+        order = order.shuffle(max(1, len(wanted)), seed=seed, reshuffle_each_iteration=True)
+    # Shards are read in order, one at a time: shuffling within SHUFFLE_BUFFER mixes records.
+    return order.flat_map(
+        lambda i: tf.data.Dataset.from_generator(generate, args=(i,), output_signature=signature)
+    )
+
+
+def _decoder(
+    manifest: Manifest,
+    *,
+    crop: tuple[int, int] | None,
+    crop_mode: str,
+    flip: bool,
+    seed: int,
+    dtype: str,
+) -> Any:
+    import tensorflow as tf
+
+    num_classes = manifest.num_classes
+    raw = manifest.image_format == "raw"
+
+    def decode(position: Any, record: tuple[Any, ...]) -> tuple[Any, Any]:
+        _, data, height, width, rles = record
+        if raw:
+            image = tf.reshape(tf.io.decode_raw(data, tf.uint8), tf.stack([height, width, 1]))
+        else:
+            image = tf.io.decode_png(data, channels=1)
+        masks = decode_masks(rles, height, width)
+        both = tf.concat([image, masks], axis=-1)  # one crop/flip keeps them aligned
+        seeds = tf.random.experimental.stateless_split(
+            tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64)]), num=4
+        )
+        if crop is not None:
+            both = _crop(both, crop, crop_mode, seeds[0], seeds[1])
+        if flip:
+            both = _flip(both, seeds[2], seeds[3])
+        image, masks = both[..., :1], both[..., 1:]
+        if dtype == "uint8":
+            return image, masks
+        return tf.cast(image, tf.float32) / 255.0, tf.cast(masks, tf.float32)
+
+    def decode_masks(rles: Any, height: Any, width: Any) -> Any:
+        return rle_to_masks(rles, height, width, num_classes)
+
+    return decode
+
+
+def rle_to_masks(rles: Any, height: Any, width: Any, num_classes: int) -> Any:
+    """uint8 (H, W, C) 0/1 masks from C Kaggle RLE strings, as TF ops (no Python per pixel).
+
+    All classes share one flat buffer: each run adds +1 at its first pixel and -1 after its
+    last, and a cumulative sum marks the pixels inside runs. The shards were validated when
+    they were written, so the strings are well formed here.
+    """
+    import tensorflow as tf
+
+    size = tf.cast(height, tf.int64) * tf.cast(width, tf.int64)
+    tokens = tf.strings.split(rles)
+    numbers = tf.strings.to_number(tokens.flat_values, out_type=tf.int64)
+    classes = tokens.value_rowids()[0::2]
+    starts = classes * size + numbers[0::2] - 1
+    ends = starts + numbers[1::2]
+    indices = tf.concat([starts, ends], axis=0)[:, None]
+    steps = tf.concat([tf.ones_like(starts, tf.int32), -tf.ones_like(ends, tf.int32)], axis=0)
+    delta = tf.scatter_nd(indices, steps, tf.reshape(num_classes * size + 1, [1]))
+    inside = tf.cast(tf.cumsum(delta[:-1]) > 0, tf.uint8)
+    # Kaggle order is column-major: the flat buffer is (class, column, row).
+    columns = tf.reshape(inside, tf.stack([num_classes, width, height]))
+    return tf.transpose(columns, [2, 1, 0])
+
+
+def _crop(both: Any, crop: tuple[int, int], crop_mode: str, seed_y: Any, seed_x: Any) -> Any:
+    import tensorflow as tf
+
+    height, width = tf.shape(both)[0], tf.shape(both)[1]
+    tf.debugging.assert_greater_equal(
+        tf.stack([height, width]),
+        tf.constant(crop, tf.int32),
+        message=f"an image is smaller than crop={tuple(crop)} (HxW)",
+    )
+    room_y, room_x = height - crop[0], width - crop[1]
+    top = tf.random.stateless_uniform([], seed_y, 0, room_y + 1, tf.int32)
+    left = tf.random.stateless_uniform([], seed_x, 0, room_x + 1, tf.int32)
+    if crop_mode == "defect":
+        defects = tf.where(tf.reduce_any(both[..., 1:] > 0, axis=-1))
+        count = tf.shape(defects, out_type=tf.int64)[0]
+        pick = tf.random.stateless_uniform([], seed_y, 0, tf.maximum(count, 1), tf.int64)
+
+        def centred() -> tuple[Any, Any]:
+            centre = tf.cast(defects[pick], tf.int32)
+            return (
+                tf.clip_by_value(centre[0] - crop[0] // 2, 0, room_y),
+                tf.clip_by_value(centre[1] - crop[1] // 2, 0, room_x),
+            )
+
+        top, left = tf.cond(count > 0, centred, lambda: (top, left))
+    return tf.slice(both, tf.stack([top, left, 0]), tf.stack([crop[0], crop[1], -1]))
+
+
+def _flip(both: Any, seed_lr: Any, seed_ud: Any) -> Any:
+    import tensorflow as tf
+
+    both = tf.image.stateless_random_flip_left_right(both, seed_lr)
+    return tf.image.stateless_random_flip_up_down(both, seed_ud)

@@ -1,0 +1,214 @@
+"""data.reader: the tf.data pipeline and iter_examples against the source pixels and masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.prepare import prepare
+from data.reader import ReaderError, count_examples, iter_examples, make_dataset
+from data.sources.synthetic import render
+
+SYNTH = {
+    "name": "synthetic",
+    "source": "synthetic",
+    "root": None,
+    "class_names": ["pits", "scratches", "patches", "blobs"],
+    "num_images": 40,
+    "height": 48,
+    "width": 64,
+    "seed": 5,
+    "clean_fraction": 0.25,
+    "max_images": None,
+    "split": {
+        "seed": 1,
+        "test_fraction": 0.2,
+        "val_fraction": 0.1,
+        "keep_clean": False,
+        "use_source_splits": False,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = tmp_path_factory.mktemp("synthetic") / "shards"
+    # Small shards, so a split spans several and worker sharding crosses shard borders.
+    prepare(SYNTH, out=str(out), shard_bytes=8 * 48 * 64)
+    return str(out)
+
+
+def _collect(dataset) -> tuple[np.ndarray, np.ndarray]:
+    images, masks = zip(*[(i.numpy(), m.numpy()) for i, m in dataset], strict=True)
+    return np.concatenate(images), np.concatenate(masks)
+
+
+def _source(image_id: str) -> tuple[np.ndarray, np.ndarray]:
+    index = int(image_id.split("_")[1].split(".")[0])
+    return render(index, height=48, width=64, seed=5, clean_fraction=0.25)
+
+
+def test_pipeline_equals_the_generated_pixels_and_masks(shards: str) -> None:
+    examples = list(iter_examples(shards, "train"))
+    assert len(examples) == count_examples(shards, "train") > 8
+    for example in examples:
+        pixels, masks = _source(example.image_id)
+        np.testing.assert_array_equal(example.image, pixels)
+        np.testing.assert_array_equal(example.masks, masks)
+    images, masks = _collect(make_dataset(shards, "train", batch_size=4, deterministic=True))
+    assert images.dtype == masks.dtype == np.float32
+    assert images.shape == (len(examples), 48, 64, 1) and masks.shape == (len(examples), 48, 64, 4)
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert set(np.unique(masks)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(
+        np.round(images[..., 0] * 255).astype(np.uint8), [e.image for e in examples]
+    )
+    np.testing.assert_array_equal(masks.astype(bool), [e.masks for e in examples])
+
+
+def test_uint8_option_gives_the_same_values_unscaled(shards: str) -> None:
+    image, masks = next(iter(make_dataset(shards, "val", batch_size=2, dtype="uint8")))
+    first = next(iter_examples(shards, "val"))
+    assert image.dtype.name == masks.dtype.name == "uint8"
+    np.testing.assert_array_equal(image.numpy()[0, ..., 0], first.image)
+    np.testing.assert_array_equal(masks.numpy()[0].astype(bool), first.masks)
+
+
+def test_deterministic_mode_repeats_shuffle_crops_and_flips(shards: str) -> None:
+    def take(seed: int) -> np.ndarray:
+        dataset = make_dataset(
+            shards,
+            "train",
+            batch_size=3,
+            crop=(32, 32),
+            flip=True,
+            shuffle=True,
+            repeat=True,
+            seed=seed,
+            deterministic=True,
+        )
+        return np.concatenate([m.numpy() for _, m in dataset.take(12)])
+
+    first = take(7)
+    np.testing.assert_array_equal(first, take(7))
+    assert not np.array_equal(first, take(8))
+
+
+def test_workers_read_disjoint_parts_that_cover_the_split(shards: str) -> None:
+    everything = [e.image for e in iter_examples(shards, "train")]
+    parts = []
+    for index in range(3):
+        images, _ = _collect(
+            make_dataset(shards, "train", batch_size=2, num_workers=3, index=index, dtype="uint8")
+        )
+        assert len(images) == count_examples(shards, "train", num_workers=3, index=index)
+        parts.append(images[..., 0])
+    # Worker k reads records k, k+3, k+6, ... of the split.
+    for index, part in enumerate(parts):
+        np.testing.assert_array_equal(part, everything[index::3])
+
+
+def test_limit_takes_the_first_records(shards: str) -> None:
+    images, _ = _collect(make_dataset(shards, "train", batch_size=4, limit=5, dtype="uint8"))
+    expected = [e.image for e in iter_examples(shards, "train", limit=5)]
+    assert len(images) == 5 == len(expected)
+    np.testing.assert_array_equal(images[..., 0], expected)
+
+
+def test_flips_move_image_and_masks_together(shards: str) -> None:
+    originals = list(iter_examples(shards, "train"))
+    dataset = make_dataset(shards, "train", batch_size=8, flip=True, seed=2, dtype="uint8")
+    images, masks = _collect(dataset)
+    kinds = set()
+    for image, mask, example in zip(images[..., 0], masks.astype(bool), originals, strict=True):
+        options = {
+            "none": (example.image, example.masks),
+            "lr": (example.image[:, ::-1], example.masks[:, ::-1]),
+            "ud": (example.image[::-1], example.masks[::-1]),
+            "both": (example.image[::-1, ::-1], example.masks[::-1, ::-1]),
+        }
+        match = [k for k, (i, m) in options.items() if np.array_equal(image, i)]
+        assert match, f"{example.image_id}: image is no flip of the source"
+        np.testing.assert_array_equal(mask, options[match[0]][1])
+        kinds.add(match[0])
+    assert len(kinds) >= 3  # the flips really happen
+
+
+def test_defect_crops_are_centred_on_defects(shards: str) -> None:
+    dataset = make_dataset(shards, "train", batch_size=8, crop=(16, 16), crop_mode="defect", seed=4)
+    _, masks = _collect(dataset)
+    assert masks.shape[1:] == (16, 16, 4)
+    # train holds defective images only (keep_clean=false), so every window shows a defect.
+    assert (masks.reshape(len(masks), -1).max(axis=1) == 1).all()
+    _, random_masks = _collect(make_dataset(shards, "train", batch_size=8, crop=(16, 16), seed=4))
+    assert masks.sum() > random_masks.sum()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"batch_size": 2, "crop_mode": "middle"}, "crop_mode='middle'"),
+        ({"batch_size": 2, "crop": (49, 10)}, "larger than the images"),
+        ({"batch_size": 2, "num_workers": 2, "index": 2}, "index=2: expected an integer in 0..1"),
+        ({"batch_size": 2, "limit": 0}, "limit=0"),
+        ({"batch_size": 2, "dtype": "float16"}, "dtype='float16'"),
+    ],
+)
+def test_bad_options_are_named(shards: str, options: dict, expected: str) -> None:
+    with pytest.raises(ReaderError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        make_dataset(shards, "train", **options)
+
+
+def test_unknown_split_lists_the_splits(shards: str) -> None:
+    with pytest.raises(ValueError, match="split 'training' is not in .*train, val, test"):
+        make_dataset(shards, "training", batch_size=1)
+
+
+def _mixed_size_folder(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for name, (height, width) in {"a": (40, 56), "b": (32, 32), "c": (40, 56)}.items():
+        Image.fromarray(rng.integers(0, 255, (height, width), np.uint8)).save(
+            root / "images" / f"{name}.png"
+        )
+        labels = np.zeros((height, width), np.uint8)
+        labels[5:20, 3:9] = 1
+        labels[25:30, 10:30] = 2
+        Image.fromarray(labels).save(root / "masks" / f"{name}.png")
+
+
+def test_images_of_different_sizes_need_a_crop(tmp_path: Path) -> None:
+    _mixed_size_folder(tmp_path / "src")
+    dataset = {
+        "name": "mixed",
+        "source": "folder",
+        "root": str(tmp_path / "src"),
+        "image_dir": "images",
+        "mask_dir": "masks",
+        "image_suffixes": [".png"],
+        "mask_suffix": ".png",
+        "class_names": ["one", "two"],
+        "max_images": None,
+        "split": {
+            "seed": 0,
+            "test_fraction": 0.0,
+            "val_fraction": 0.0,
+            "keep_clean": True,
+            "use_source_splits": False,
+        },
+    }
+    out = str(tmp_path / "shards")
+    assert prepare(dataset, out=out).image_shape is None
+    with pytest.raises(ReaderError, match=r"different sizes \(32x32, 40x56\).*crop=\(height"):
+        make_dataset(out, "train", batch_size=2)
+    singles = [m.numpy()[0] for _, m in make_dataset(out, "train", batch_size=1)]
+    assert [m.shape for m in singles] == [(40, 56, 2), (32, 32, 2), (40, 56, 2)]
+    for mask, example in zip(singles, iter_examples(out, "train"), strict=True):
+        np.testing.assert_array_equal(mask.astype(bool), example.masks)
+    images, masks = _collect(make_dataset(out, "train", batch_size=3, crop=(24, 24)))
+    assert images.shape == (3, 24, 24, 1) and masks.shape == (3, 24, 24, 2)
