@@ -13,7 +13,7 @@ from keras import layers
 
 from models.blocks import inverted_residual_block, make_divisible, separable_conv_bn
 from models.hparams import HParam, precision_hparam
-from models.layers import BroadcastToMatch, CropToMatch, PadToMultiple
+from models.layers import BroadcastToMatch, CropToMatch, PadToMultiple, ResizeToMatch
 from models.outputs import logits_head
 
 __all__ = ["HPARAMS", "build_deeplabv3plus", "mobilenet_v2_backbone"]
@@ -116,15 +116,16 @@ def build_deeplabv3plus(
 ) -> keras.Model:
     """MobileNetV2 -> ASPP -> x4 upsample + low-level skip -> two separable convs -> x4 -> logits."""
     inputs = keras.Input(shape=input_shape, name="image")
-    x = PadToMultiple(OUTPUT_STRIDE, name="pad")(inputs)
-    features, low_level = mobilenet_v2_backbone(x, alpha=alpha)
+    padded = PadToMultiple(OUTPUT_STRIDE, name="pad")(inputs)
+    features, low_level = mobilenet_v2_backbone(padded, alpha=alpha)
     x = _aspp(features, filters=aspp_filters)
-    x = layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up4")(x)
+    # Padding to the output stride makes these exact x4 upsamplings.
     skip = _conv_bn_relu(low_level, LOW_LEVEL_FILTERS, name="decoder_low_level")
+    x = ResizeToMatch(name="decoder_up4")([x, skip])
     x = layers.Concatenate(name="decoder_concat")([x, skip])
     x = separable_conv_bn(x, aspp_filters, name="decoder_sep1")
     x = separable_conv_bn(x, aspp_filters, name="decoder_sep2")
-    x = layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up_final")(x)
+    x = ResizeToMatch(name="decoder_up_final")([x, padded])
     x = CropToMatch(name="crop")([x, inputs])
     outputs = logits_head(x, num_classes=num_classes)
     return keras.Model(inputs, outputs, name="deeplabv3plus")

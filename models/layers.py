@@ -8,9 +8,10 @@ their padding from the runtime shape instead.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
-__all__ = ["PadToMultiple", "CropToMatch", "BroadcastToMatch"]
+__all__ = ["BroadcastToMatch", "CropToMatch", "PadToMultiple", "ResizeToMatch"]
 
 _PACKAGE = "steelseg"
 
@@ -68,3 +69,22 @@ class BroadcastToMatch(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         pooled, reference = input_shape
         return (pooled[0], reference[1], reference[2], pooled[3])
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ResizeToMatch(keras.layers.Layer):
+    """Bilinear resize of [x, reference] to reference's H x W.
+
+    Keras' bilinear UpSampling2D needs static sizes (it fails once tf.function relaxes them to
+    None), so DeepLabV3+'s upsampling goes through tf.image.resize with the runtime size.
+    """
+
+    def call(self, inputs):
+        features, reference = inputs
+        size = tf.shape(reference)[1:3]
+        resized = tf.image.resize(features, size, method="bilinear")
+        return tf.cast(resized, features.dtype)  # resize returns float32 even for float16 input
+
+    def compute_output_shape(self, input_shape):
+        features, reference = input_shape
+        return (features[0], reference[1], reference[2], features[3])

@@ -1,0 +1,127 @@
+"""Contract tests run against every registered architecture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import models
+from models.losses import get_loss
+from models.metrics import dice_metrics
+
+NUM_CLASSES = 4
+
+
+def small_hparams(name: str) -> dict[str, object]:
+    """The smallest sensible setting of each architecture, so the tests stay fast on CPU."""
+    if name == "deeplabv3plus":
+        return {"alpha": 0.1, "aspp_filters": 16}
+    return {"filters": 2, "depth": 3} if name != "unet" else {"filters": 2}
+
+
+@pytest.fixture(scope="module")
+def dynamic_models() -> dict[str, keras.Model]:
+    """Every architecture with (None, None, 1) inputs, built once for the module."""
+    return {
+        name: models.build_model(
+            name, input_shape=(None, None, 1), num_classes=NUM_CLASSES, **small_hparams(name)
+        )
+        for name in models.model_names()
+    }
+
+
+def test_the_four_paper_architectures_are_registered() -> None:
+    assert set(models.model_names()) == {"unet", "resunet", "invresunet", "deeplabv3plus"}
+
+
+@pytest.mark.parametrize("name", ["unet", "resunet", "invresunet", "deeplabv3plus"])
+@pytest.mark.parametrize("height,width", [(256, 1600), (200, 200)])
+def test_builds_for_severstal_and_neu_sizes(name: str, height: int, width: int) -> None:
+    model = models.build_model(
+        name, input_shape=(height, width, 1), num_classes=NUM_CLASSES, **small_hparams(name)
+    )
+    assert model.output_shape == (None, height, width, NUM_CLASSES)
+    logits = model.predict(np.random.default_rng(0).random((1, height, width, 1)), verbose=0)
+    assert logits.shape == (1, height, width, NUM_CLASSES)
+    assert logits.dtype == np.float32
+    assert np.isfinite(logits).all()
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", ["unet", "resunet", "invresunet", "deeplabv3plus"])
+def test_output_pixels_line_up_with_input_pixels(name: str, dynamic_models) -> None:
+    # A 61x59 crop is padded (zeros, bottom/right) to 64x64 inside the model and cropped back.
+    # So its logits must equal those of the 64x64 image whose outside region is zero: any shift
+    # of the padding or of the crop would break this equality.
+    model = dynamic_models[name]
+    image = np.random.default_rng(1).random((1, 64, 64, 1)).astype(np.float32)
+    zeroed = image.copy()
+    zeroed[:, 61:, :, :] = 0
+    zeroed[:, :, 59:, :] = 0
+    crop_logits = model.predict(image[:, :61, :59], verbose=0)
+    full_logits = model.predict(zeroed, verbose=0)
+    assert crop_logits.shape == (1, 61, 59, NUM_CLASSES)
+    np.testing.assert_allclose(crop_logits, full_logits[:, :61, :59], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["unet", "resunet", "invresunet", "deeplabv3plus"])
+def test_keras_round_trip_in_safe_mode_gives_identical_predictions(
+    name: str, dynamic_models, tmp_path: Path
+) -> None:
+    model = dynamic_models[name]
+    model.compile(
+        optimizer="adam",
+        loss=get_loss("bce_dice", pos_weight=[1.0, 2.0, 2.0, 1.0]),
+        metrics=dice_metrics(["a", "b", "c", "d"]),
+    )
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    image = np.random.default_rng(2).random((2, 45, 70, 1)).astype(np.float32)
+    expected = model.predict(image, verbose=0)
+    for loaded in (models.load_model(path), keras.saving.load_model(path, safe_mode=True)):
+        np.testing.assert_array_equal(loaded.predict(image, verbose=0), expected)
+        assert loaded.loss.get_config() == model.loss.get_config()
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_logits_are_float32_under_mixed_precision_and_policy_is_restored(precision: str) -> None:
+    before = keras.config.dtype_policy().name
+    model = models.build_model(
+        "resunet",
+        input_shape=(None, None, 1),
+        num_classes=2,
+        filters=2,
+        depth=2,
+        precision=precision,
+    )
+    assert keras.config.dtype_policy().name == before
+    compute = {
+        layer.dtype_policy.compute_dtype for layer in model.layers if layer.name.endswith("conv1")
+    }
+    assert compute == {precision.removeprefix("mixed_")}
+    logits = model(np.zeros((1, 20, 20, 1), np.float32))
+    assert logits.dtype == "float32"
+    assert tuple(logits.shape) == (1, 20, 20, 2)
+
+
+def test_load_model_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        models.load_model(tmp_path / "missing.keras")
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="broken.keras: cannot load model"):
+        models.load_model(broken)
+    with pytest.raises(ValueError, match="expected a .keras"):
+        models.load_model(tmp_path / "model.h5")
+
+
+def test_probabilities_is_the_sigmoid_for_arrays_and_tensors() -> None:
+    logits = np.array([-1000.0, -2.0, 0.0, 3.0, 1000.0], dtype=np.float32)
+    expected = np.array([0.0, 1 / (1 + np.exp(2.0)), 0.5, 1 / (1 + np.exp(-3.0)), 1.0])
+    np.testing.assert_allclose(models.probabilities(logits), expected, atol=1e-6)
+    tensor = models.probabilities(keras.ops.convert_to_tensor(logits))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(tensor), expected, atol=1e-6)
