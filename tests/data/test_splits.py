@@ -1,0 +1,97 @@
+"""data.splits: seeded, disjoint, the paper's 95/5 of defective images, test keeps clean ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data.config import ConfigError
+from data.sources import Entry
+from data.splits import assign_splits
+
+
+def entries(defective: int, clean: int) -> list[Entry]:
+    def load() -> np.ndarray:
+        return np.zeros((1, 1), np.uint8)
+
+    made = [Entry(f"d{i:04d}.jpg", 4, 4, ("1 2", ""), load) for i in range(defective)]
+    return made + [Entry(f"c{i:04d}.jpg", 4, 4, ("", ""), load) for i in range(clean)]
+
+
+def settings(**changes: object) -> dict:
+    split = {
+        "seed": 42,
+        "test_fraction": 0.1,
+        "val_fraction": 0.05,
+        "keep_clean": False,
+        "use_source_splits": False,
+    }
+    return split | changes
+
+
+def ids(parts: dict[str, list[Entry]]) -> dict[str, list[str]]:
+    return {name: [e.image_id for e in members] for name, members in parts.items()}
+
+
+def test_same_seed_same_split_whatever_the_input_order() -> None:
+    data = entries(300, 200)
+    first, _ = assign_splits(data, settings())
+    again, _ = assign_splits(list(reversed(data)), settings())
+    other, _ = assign_splits(data, settings(seed=43))
+    assert ids(first) == ids(again)
+    assert ids(first)["val"] != ids(other)["val"]
+
+
+def test_paper_setting_is_95_5_of_the_defective_images() -> None:
+    parts, dropped = assign_splits(entries(400, 300), settings(test_fraction=0.0))
+    assert all(e.defective for name in ("train", "val") for e in parts[name])
+    assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (380, 20, 0)
+    assert len(dropped) == 300 and not any(e.defective for e in dropped)
+
+
+def test_test_split_keeps_clean_images_in_proportion_and_splits_are_disjoint() -> None:
+    data = entries(600, 400)
+    parts, dropped = assign_splits(data, settings())
+    test = parts["test"]
+    assert len(test) == 100 and sum(not e.defective for e in test) == 40
+    every = [e.image_id for members in parts.values() for e in members] + [
+        e.image_id for e in dropped
+    ]
+    assert sorted(every) == sorted(e.image_id for e in data)  # disjoint and complete
+    kept, none_dropped = assign_splits(data, settings(keep_clean=True))
+    assert not none_dropped
+    assert any(not e.defective for e in kept["train"]) and any(not e.defective for e in kept["val"])
+    assert ids(kept)["test"] == ids(parts)["test"]
+
+
+def test_source_splits_keep_the_folders() -> None:
+    def load() -> np.ndarray:
+        return np.zeros((1, 1), np.uint8)
+
+    data = [
+        Entry(f"{s}/{i}.jpg", 2, 2, ("1 1",), load, s) for s in ("train", "val") for i in range(3)
+    ]
+    parts, _ = assign_splits(data, settings(use_source_splits=True))
+    assert [len(parts[n]) for n in ("train", "val", "test")] == [3, 3, 0]
+    data.append(Entry("extra/0.jpg", 2, 2, ("1 1",), load, "extra"))
+    with pytest.raises(ConfigError, match="'extra/0.jpg' is in subset 'extra'"):
+        assign_splits(data, settings(use_source_splits=True))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"val_fraction": 1.5}, r"dataset.split.val_fraction=1.5: expected a fraction in \[0, 1\)"),
+        ({"test_fraction": -0.1}, "dataset.split.test_fraction=-0.1"),
+    ],
+)
+def test_bad_fractions_are_named(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        assign_splits(entries(5, 5), settings(**changes))
+
+
+def test_missing_key_is_named() -> None:
+    split = settings()
+    del split["keep_clean"]
+    with pytest.raises(ConfigError, match="dataset.split.keep_clean is missing"):
+        assign_splits(entries(5, 5), split)
