@@ -1,0 +1,124 @@
+"""Live view of a running search, and the leaderboard refresh, as one Tune callback.
+
+Each trial end (or every `interval_s` seconds) prints one line with the trials running,
+finished and errored and the best so far, and rewrites `leaderboard.csv|.md`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from search.leaderboard import METRIC, TrialRecord, write_leaderboard
+
+__all__ = ["SearchProgress", "trial_record", "error_line", "status_line"]
+
+
+def error_line(error_file: str | Path | None) -> str:
+    """The last line of a trial's error.txt: the exception and its message."""
+    if not error_file or not Path(error_file).is_file():
+        return ""
+    lines = [line.strip() for line in Path(error_file).read_text().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def trial_record(trial: Any, *, status: str | None = None) -> TrialRecord:
+    """A leaderboard record of a Tune Trial object."""
+    error = ""
+    if (status or trial.status) == "ERROR":
+        error = error_line(trial.error_file) or "error (see the trial's error.txt)"
+    point = dict(trial.config.get("point", {}))
+    # Show the learning rate a trial used even when the space does not search it.
+    train = trial.config.get("settings", {}).get("train", {})
+    point.setdefault("learning_rate", train.get("learning_rate", ""))
+    return TrialRecord(
+        trial_id=trial.trial_id,
+        status=status or trial.status,
+        point=point,
+        path=trial.path,
+        error=error,
+        last_result=dict(trial.last_result or {}),
+    )
+
+
+def _point_label(point: Mapping[str, Any]) -> str:
+    items = " ".join(f"{k}={v}" for k, v in point.items() if k != "model")
+    return f"{point.get('model', '?')} {items}".strip()
+
+
+def status_line(trials: Sequence[Any], *, total: int | None) -> str:
+    """'12:00:01 running 2 | finished 5/16 | errored 0 | best 0.8123 unet filters=16 ...'."""
+    counts = Counter(t.status for t in trials)
+    best, best_point = None, None
+    for trial in trials:
+        score = (trial.last_result or {}).get(METRIC)
+        metrics = getattr(trial.run_metadata, "metric_analysis", {}).get(METRIC, {})
+        score = metrics.get("max", score)
+        if isinstance(score, int | float) and (best is None or score > best):
+            best, best_point = score, trial.config.get("point", {})
+    done = counts.get("TERMINATED", 0)
+    of = f"/{total}" if total else ""
+    text = (
+        f"{time.strftime('%H:%M:%S')} running {counts.get('RUNNING', 0)} | "
+        f"pending {counts.get('PENDING', 0)} | finished {done}{of} | "
+        f"errored {counts.get('ERROR', 0)}"
+    )
+    if best is not None:
+        text += f" | best {METRIC} {best:.4f} ({_point_label(best_point)})"
+    return text
+
+
+class SearchProgress(tune.Callback):
+    """Prints a status line and refreshes the leaderboard as trials finish.
+
+    Holds only plain values: Tune pickles it with the run config and restores it on resume.
+    """
+
+    def __init__(
+        self,
+        *,
+        experiment_dir: str,
+        class_names: Sequence[str],
+        title: str,
+        total: int | None,
+        interval_s: float,
+    ) -> None:
+        self.experiment_dir = experiment_dir
+        self.class_names = list(class_names)
+        self.title = title
+        self.total = total
+        self.interval_s = float(interval_s)
+        self._last_print = 0.0
+
+    def _refresh(self, trials: Sequence[Any], changed: Any = None, status: str = "") -> None:
+        records = [
+            trial_record(t, status=status if (changed is not None and t is changed) else None)
+            for t in trials
+        ]
+        write_leaderboard(
+            self.experiment_dir, records, class_names=self.class_names, title=self.title
+        )
+
+    def _print(self, trials: Sequence[Any], prefix: str = "") -> None:
+        self._last_print = time.monotonic()
+        print(f"[search] {prefix}{status_line(trials, total=self.total)}", flush=True)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        if self.interval_s and time.monotonic() - self._last_print >= self.interval_s:
+            self._print(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
+        self._refresh(trials, trial, "TERMINATED")
+        self._print(trials, prefix=f"done {trial.trial_id}: ")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
+        self._refresh(trials, trial, "ERROR")
+        self._print(trials, prefix=f"ERROR {trial.trial_id}: ")
+
+    def on_experiment_end(self, trials: list, **info):
+        self._refresh(trials)

@@ -1,0 +1,180 @@
+"""`results/<experiment>/leaderboard.csv|.md`: one row per trial, best validation score first.
+
+Rows are rebuilt from what Tune wrote to disk (each trial's `result.json` and checkpoint
+`state.json`), so the same code serves the live refresh, the end of a search and a resumed one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search.spaces import TRAINING_KEYS, model_hparams
+
+__all__ = ["TrialRecord", "leaderboard_rows", "read_results", "write_leaderboard"]
+
+METRIC = "val_kaggle_dice"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What Tune knows of a trial that is not on disk: its status, point and error."""
+
+    trial_id: str
+    status: str
+    point: Mapping[str, Any]
+    path: str | None
+    error: str = ""
+    # The newest result Tune holds in memory: its result.json line may not be flushed yet.
+    last_result: Mapping[str, Any] | None = None
+
+
+def read_results(trial_dir: str | Path | None) -> list[dict[str, Any]]:
+    """The per-epoch results of a trial (result.json holds one JSON object per line)."""
+    if not trial_dir:
+        return []
+    path = Path(trial_dir) / "result.json"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line being written right now; the next refresh reads it whole
+    return rows
+
+
+def _score(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return -math.inf
+    return number if math.isfinite(number) else -math.inf
+
+
+def best_checkpoint(trial_dir: str | Path | None) -> str:
+    """Absolute path of the kept checkpoint with the best val_kaggle_dice, or ''."""
+    if not trial_dir or not Path(trial_dir).is_dir():
+        return ""
+    best, best_score = "", -math.inf
+    for state_path in sorted(Path(trial_dir).glob("checkpoint_*/state.json")):
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        score = _score(state.get("metrics", {}).get(METRIC))
+        if not best or score > best_score:
+            best, best_score = str(state_path.parent.resolve()), score
+    return best
+
+
+def _trial_row(record: TrialRecord, class_names: Sequence[str]) -> dict[str, Any]:
+    results = read_results(record.path)
+    if record.last_result and "epoch" in record.last_result:
+        results.append(dict(record.last_result))
+    by_epoch = {int(r["epoch"]): r for r in results if "epoch" in r}
+    best = max(by_epoch.values(), key=lambda r: _score(r.get(METRIC)), default={})
+    last = results[-1] if results else {}
+    row: dict[str, Any] = {
+        "trial_id": record.trial_id,
+        "status": record.status,
+        "model": record.point.get("model", ""),
+    }
+    row.update(model_hparams(record.point))
+    row["loss"] = record.point.get("loss", "")
+    row[METRIC] = best.get(METRIC, "")
+    for name in class_names:
+        row[f"val_dice_{name}"] = best.get(f"val_dice_{name}", "")
+    row["val_loss"] = best.get("val_loss", "")
+    row["best_epoch"] = best.get("epoch", "")
+    row["epochs"] = max(by_epoch, default=0)
+    row["params"] = last.get("params", "")
+    row["wall_s"] = round(float(last["time_total_s"]), 1) if "time_total_s" in last else ""
+    row["device_s"] = round(sum(float(r.get("epoch_s", 0.0)) for r in by_epoch.values()), 1)
+    row["learning_rate"] = record.point.get("learning_rate", "")
+    row["node"] = str(last.get("node_id", ""))[:12]
+    row["checkpoint"] = best_checkpoint(record.path)
+    row["error"] = " ".join(record.error.split())[:300]
+    return row
+
+
+def leaderboard_rows(
+    records: Iterable[TrialRecord], *, class_names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One row per trial, best val_kaggle_dice first (unscored trials last), same columns."""
+    rows = [_trial_row(r, class_names) for r in records]
+    rows.sort(key=lambda r: (-_score(r[METRIC]), r["trial_id"]))
+    columns = _columns(rows)
+    return [{c: row.get(c, "") for c in columns} for row in rows]
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """trial_id, status, model, <hyperparameters>, loss, metrics..., checkpoint, error."""
+    head = ["trial_id", "status", "model"]
+    hparams: list[str] = []
+    tail: list[str] = []
+    for row in rows:
+        keys = list(row)
+        for key in keys[3 : keys.index("loss")]:
+            if key not in hparams and key not in TRAINING_KEYS:
+                hparams.append(key)
+        for key in keys[keys.index("loss") :]:
+            if key not in tail:
+                tail.append(key)
+    return head + sorted(hparams) + tail
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:.0f}"
+    return str(value).replace("|", "\\|")
+
+
+def _markdown(rows: Sequence[Mapping[str, Any]], title: str) -> str:
+    lines = [f"# Leaderboard: {title}", ""]
+    if not rows:
+        return "\n".join(lines + ["(no trials yet)", ""])
+    columns = list(rows[0])
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "|".join("---" for _ in columns) + "|")
+    lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write next to the target and rename: a reader never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_leaderboard(
+    experiment_dir: str | Path,
+    records: Iterable[TrialRecord],
+    *,
+    class_names: Sequence[str],
+    title: str,
+) -> list[dict[str, Any]]:
+    """Write leaderboard.csv and leaderboard.md; returns the rows."""
+    import io
+
+    folder = Path(experiment_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = leaderboard_rows(records, class_names=class_names)
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        buffer.write("trial_id,status,model,loss,val_kaggle_dice,checkpoint,error\n")
+    _replace(folder / "leaderboard.csv", buffer.getvalue())
+    _replace(folder / "leaderboard.md", _markdown(rows, title))
+    return rows

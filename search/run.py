@@ -1,0 +1,339 @@
+"""`python -m search.run space=<unet|resunet|invresunet|deeplab|paper> [group=option] [key=value]`
+
+Composes `search/conf/config.yaml`, validates every group, key and value (a bad one exits 2
+with one line, before Ray starts), prepares the shards once, runs or resumes the Tune
+experiment in `results/<experiment>/`, writes the leaderboard and promotes the best checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from data.config import ConfigError, compose, require, run_cli
+from search.runner import SearchPlan
+from search.spaces import grid_points, plain, validate_space
+
+__all__ = ["main", "load_config", "make_plan", "experiment_name", "OPTIMIZERS", "CROP_MODES"]
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+CROP_MODES = ("random", "defect")
+RESUME = ("auto", "never")
+# Settings whose change makes a different experiment; the rest (console, promote, cluster
+# sizing) may change between a run and its resume.
+IDENTITY_KEYS = ("space", "dataset", "train", "searcher", "scheduler", "seed", "shards")
+
+
+def load_config(argv: Sequence[str]) -> Any:
+    """The composed config; a bad group/key becomes a one-line ConfigError."""
+    try:
+        return compose("search.conf", "config", argv)
+    except ConfigError as exc:
+        if str(exc).startswith("train="):
+            dataset = str(exc).split("=", 1)[1].split(":", 1)[0]
+            raise ConfigError(
+                f"dataset={dataset} has no training defaults: add search/conf/train/"
+                f"{dataset}.yaml (see search/conf/train/severstal.yaml for the keys)"
+            ) from None
+        raise
+
+
+def experiment_name(cfg: Mapping[str, Any]) -> str:
+    """Given, or `<space>-<dataset>-<searcher>-<scheduler>`: the same command, the same folder."""
+    if cfg.get("experiment"):
+        name = str(cfg["experiment"])
+        require(
+            re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) is not None,
+            f"experiment={name!r}: use letters, digits, '.', '_' or '-' (it names a folder)",
+        )
+        return name
+    return "-".join(
+        str(x)
+        for x in (
+            cfg["space"]["name"],
+            cfg["dataset"]["name"],
+            cfg["searcher"]["name"],
+            cfg["scheduler"]["name"],
+        )
+    )
+
+
+def _positive_int(value: Any, key: str, *, minimum: int = 1) -> int:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    require(ok, f"{key}={value!r}: expected an integer >= {minimum}")
+    return int(value)
+
+
+def _optional_int(value: Any, key: str) -> None:
+    if value is not None:
+        _positive_int(value, key)
+
+
+def validate_train(train: Mapping[str, Any]) -> None:
+    from models import PRECISIONS
+
+    _positive_int(train["epochs"], "train.epochs")
+    _positive_int(train["batch_size"], "train.batch_size")
+    rate = train["learning_rate"]
+    require(
+        isinstance(rate, int | float) and not isinstance(rate, bool) and 0 < rate < math.inf,
+        f"train.learning_rate={rate!r}: expected a positive number",
+    )
+    require(
+        train["optimizer"] in OPTIMIZERS,
+        f"train.optimizer={train['optimizer']!r}: expected one of {', '.join(OPTIMIZERS)}",
+    )
+    crop = train["crop"]
+    require(
+        crop is None
+        or (
+            isinstance(crop, list)
+            and len(crop) == 2
+            and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in crop)
+        ),
+        f"train.crop={crop!r}: expected null or [height, width] with positive integers",
+    )
+    require(
+        train["crop_mode"] in CROP_MODES,
+        f"train.crop_mode={train['crop_mode']!r}: expected one of {', '.join(CROP_MODES)}",
+    )
+    require(isinstance(train["flip"], bool), f"train.flip={train['flip']!r}: expected true/false")
+    _optional_int(train["limit_train"], "train.limit_train")
+    _optional_int(train["limit_val"], "train.limit_val")
+    require(
+        train["precision"] in PRECISIONS,
+        f"train.precision={train['precision']!r}: expected one of {', '.join(PRECISIONS)}",
+    )
+
+
+def validate_cluster(cluster: Mapping[str, Any]) -> None:
+    address = cluster["address"]
+    require(
+        address is None
+        or address == "auto"
+        or (isinstance(address, str) and re.fullmatch(r"(ray://)?[\w.-]+:\d+", address)),
+        f"cluster.address={address!r}: expected null (start a local Ray), auto, host:port "
+        "or ray://host:port",
+    )
+    cpus, gpus = cluster["cpus_per_trial"], cluster["gpus_per_trial"]
+    require(
+        isinstance(cpus, int | float) and not isinstance(cpus, bool) and cpus > 0,
+        f"cluster.cpus_per_trial={cpus!r}: expected a number > 0",
+    )
+    require(
+        isinstance(gpus, int | float)
+        and not isinstance(gpus, bool)
+        and gpus >= 0
+        and (gpus <= 1 or float(gpus).is_integer()),
+        f"cluster.gpus_per_trial={gpus!r}: expected 0, a fraction in (0, 1] (0.25 = four "
+        "trials per GPU) or a whole number of GPUs",
+    )
+    _optional_int(cluster["max_concurrent_trials"], "cluster.max_concurrent_trials")
+    for key in ("num_cpus", "num_gpus"):
+        if cluster[key] is not None:
+            _positive_int(cluster[key], f"cluster.{key}", minimum=0)
+
+
+def validate_search(cfg: Mapping[str, Any]) -> None:
+    searcher, scheduler = cfg["searcher"], cfg["scheduler"]
+    _positive_int(searcher["num_samples"], "searcher.num_samples")
+    if searcher["name"] == "optuna":
+        storage = searcher["storage"]
+        require(
+            storage is None or (isinstance(storage, str) and "://" in storage),
+            f"searcher.storage={storage!r}: expected null or a database URL such as "
+            "sqlite:///results/optuna.db",
+        )
+    if scheduler["name"] == "asha":
+        grace = _positive_int(scheduler["grace_period"], "scheduler.grace_period")
+        require(
+            grace <= cfg["train"]["epochs"],
+            f"scheduler.grace_period={grace}: must be <= train.epochs={cfg['train']['epochs']}",
+        )
+        factor = scheduler["reduction_factor"]
+        require(
+            isinstance(factor, int | float) and not isinstance(factor, bool) and factor > 1,
+            f"scheduler.reduction_factor={factor!r}: expected a number > 1",
+        )
+        _positive_int(scheduler["brackets"], "scheduler.brackets")
+
+
+def validate_top(cfg: Mapping[str, Any]) -> None:
+    require(cfg["resume"] in RESUME, f"resume={cfg['resume']!r}: expected one of auto, never")
+    _positive_int(cfg["seed"], "seed", minimum=0)
+    _positive_int(cfg["keep_checkpoints"], "keep_checkpoints")
+    _positive_int(cfg["max_failures"], "max_failures", minimum=0)
+    for key in ("promote", "retry_errored"):
+        require(isinstance(cfg[key], bool), f"{key}={cfg[key]!r}: expected true or false")
+    interval = cfg["console_interval_s"]
+    require(
+        isinstance(interval, int | float) and not isinstance(interval, bool) and interval >= 0,
+        f"console_interval_s={interval!r}: expected a number of seconds >= 0",
+    )
+    require(
+        isinstance(cfg["results_dir"], str) and bool(cfg["results_dir"]),
+        f"results_dir={cfg['results_dir']!r}: expected a folder",
+    )
+
+
+def validate(cfg: Mapping[str, Any]) -> None:
+    """Every value of the composed config; ConfigError on the first bad one."""
+    validate_top(cfg)
+    validate_train(cfg["train"])
+    validate_cluster(cfg["cluster"])
+    validate_search(cfg)
+    validate_space(cfg["space"], train=cfg["train"])
+
+
+def _identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: cfg[k] for k in IDENTITY_KEYS}
+
+
+def _check_resume(cfg: Mapping[str, Any], experiment_dir: Path) -> None:
+    """Refuse to resume an experiment whose search was configured differently."""
+    tune_dir = experiment_dir / "tune"
+    if cfg["resume"] == "never":  # a fresh start must not mix with an old experiment
+        require(
+            not tune_dir.exists(),
+            f"resume=never but {tune_dir} exists: choose another experiment=NAME or remove it",
+        )
+    saved_path = experiment_dir / "experiment.json"
+    if not tune_dir.exists() or not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text()).get("config", {})
+    for key, value in _identity(cfg).items():
+        if key in saved and saved[key] != value:
+            raise ConfigError(
+                f"{key} differs from the experiment in {experiment_dir} "
+                f"(was {json.dumps(saved[key])[:200]}): a resumed search must keep it; "
+                "choose another experiment=NAME"
+            )
+
+
+def make_plan(cfg: Mapping[str, Any], *, shards: str, class_names: Sequence[str]) -> SearchPlan:
+    name = experiment_name(cfg)
+    experiment_dir = (Path(cfg["results_dir"]) / name).resolve()
+    threads = max(1, int(math.ceil(float(cfg["cluster"]["cpus_per_trial"]))))
+    settings = {
+        "shards": shards,
+        "class_names": list(class_names),
+        "train": dict(cfg["train"]),
+        "seed": int(cfg["seed"]),
+        "threads": threads,
+    }
+    return SearchPlan(
+        experiment=name,
+        experiment_dir=str(experiment_dir),
+        shards=shards,
+        class_names=tuple(class_names),
+        settings=settings,
+        points=grid_points(cfg["space"]),
+        models=dict(cfg["space"]["models"]),
+        searcher=dict(cfg["searcher"]),
+        scheduler=dict(cfg["scheduler"]),
+        cluster=dict(cfg["cluster"]),
+        seed=int(cfg["seed"]),
+        epochs=int(cfg["train"]["epochs"]),
+        keep_checkpoints=int(cfg["keep_checkpoints"]),
+        max_failures=int(cfg["max_failures"]),
+        retry_errored=bool(cfg["retry_errored"]),
+        console_interval_s=float(cfg["console_interval_s"]),
+    )
+
+
+def prepare_shards(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[str, Any]:
+    """The shards URI and its manifest, prepared now if missing or stale (a no-op otherwise)."""
+    from data.prepare import prepare
+
+    uri = cfg["shards"] or str(experiment_dir / "shards")
+    started = time.perf_counter()
+    try:
+        manifest = prepare(cfg["dataset"], out=uri)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(
+            f"preparing shards of dataset={cfg['dataset']['name']} at {uri}: {exc}"
+        ) from None
+    print(f"[search] shards ready at {uri} ({time.perf_counter() - started:.1f} s)", flush=True)
+    for split in ("train", "val"):
+        rows = manifest.splits[split].rows if split in manifest.splits else 0
+        require(rows > 0, f"{uri}: the {split} split is empty; the dataset is too small")
+    return uri, manifest
+
+
+def write_experiment(plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any) -> None:
+    record = {
+        "experiment": plan.experiment,
+        "shards": plan.shards,
+        "class_names": list(plan.class_names),
+        "image_shape": list(manifest.image_shape) if manifest.image_shape else None,
+        "input_shape": [None, None, 1],
+        "space": cfg["space"]["name"],
+        "models": sorted(plan.models),
+        "grid_points": len(plan.points),
+        "seed": plan.seed,
+        "metric": "val_kaggle_dice",
+        "command": "python -m search.run " + " ".join(sys.argv[1:]),
+        "config": cfg,
+    }
+    path = Path(plan.experiment_dir) / "experiment.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, default=str) + "\n")
+
+
+def _promote(experiment_dir: Path) -> bool:
+    try:
+        from search.promote import promote
+    except ImportError as exc:
+        print(f"[search] promotion unavailable: {exc}", file=sys.stderr)
+        return False
+    try:
+        promote(experiment_dir)
+    except Exception as exc:  # the leaderboard stands whatever promotion does
+        print(
+            f"[search] promotion failed ({type(exc).__name__}: {exc}); the leaderboard in "
+            f"{experiment_dir} is complete. Retry: python -m search.promote "
+            f"experiment={experiment_dir.name}",
+            file=sys.stderr,
+        )
+        return False
+    print(f"[search] promoted: {experiment_dir / 'final'}", flush=True)
+    return True
+
+
+def main(argv: Sequence[str]) -> int:
+    # Validation imports the models (and so TensorFlow): keep its start-up chatter quiet.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cfg = plain(load_config(argv))
+    validate(cfg)
+    name = experiment_name(cfg)
+    experiment_dir = (Path(cfg["results_dir"]) / name).resolve()
+    _check_resume(cfg, experiment_dir)
+    started = time.perf_counter()
+    uri, manifest = prepare_shards(cfg, experiment_dir)
+    plan = make_plan(cfg, shards=uri, class_names=manifest.class_names)
+    write_experiment(plan, cfg, manifest)
+
+    from search.runner import run_search
+
+    print(f"[search] {plan.total_trials} trial(s) -> {experiment_dir}", flush=True)
+    outcome = run_search(plan)
+    board = experiment_dir / "leaderboard.md"
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.statuses.items()))
+    print(f"[search] {counts} in {time.perf_counter() - started:.0f} s; leaderboard: {board}")
+    if outcome.interrupted:
+        print("[search] interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    if cfg["promote"] and not _promote(experiment_dir):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

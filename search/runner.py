@@ -1,0 +1,224 @@
+"""Builds and runs the Tune experiment of a validated `SearchPlan`.
+
+One function builds the `Tuner` (fresh or restored); `run_search` joins or starts Ray, runs
+it, and writes the final leaderboard from Tune's saved experiment state.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search.leaderboard import METRIC, write_leaderboard
+
+__all__ = ["SearchPlan", "SearchOutcome", "build_tuner", "run_search", "trial_dirname"]
+
+MODE = "max"
+FINISHED = ("TERMINATED", "ERROR")
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Everything the runner needs, as plain values (validated by search.run)."""
+
+    experiment: str
+    experiment_dir: str  # absolute
+    shards: str
+    class_names: tuple[str, ...]
+    settings: Mapping[str, Any]  # handed to every trial: shards, class_names, train, seed, threads
+    points: Sequence[Mapping[str, Any]]  # grid points (grid searcher)
+    models: Mapping[str, Any]  # the space's models section (optuna searcher)
+    searcher: Mapping[str, Any]
+    scheduler: Mapping[str, Any]
+    cluster: Mapping[str, Any]
+    seed: int
+    epochs: int
+    keep_checkpoints: int
+    max_failures: int
+    retry_errored: bool
+    console_interval_s: float
+    runtime_env: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tune_dir(self) -> Path:
+        return Path(self.experiment_dir) / "tune"
+
+    @property
+    def total_trials(self) -> int:
+        if self.searcher["name"] == "grid":
+            return len(self.points) * int(self.searcher["num_samples"])
+        return int(self.searcher["num_samples"])
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    rows: list[dict[str, Any]]
+    interrupted: bool
+    statuses: dict[str, int]
+
+
+def trial_dirname(trial: Any) -> str:
+    """`<model>_<trial id>`: short, readable, unique (a module function so it pickles)."""
+    return f"{trial.config.get('point', {}).get('model', 'trial')}_{trial.trial_id}"
+
+
+def _trainable(plan: SearchPlan) -> Any:
+    from ray import tune
+
+    from search.trainable import train_segmentation
+
+    resources = {"cpu": float(plan.cluster["cpus_per_trial"])}
+    if float(plan.cluster["gpus_per_trial"]) > 0:
+        resources["gpu"] = float(plan.cluster["gpus_per_trial"])
+    return tune.with_resources(train_segmentation, resources)
+
+
+def _param_space(plan: SearchPlan) -> dict[str, Any]:
+    from ray import tune
+
+    space: dict[str, Any] = {"settings": dict(plan.settings)}
+    if plan.searcher["name"] == "grid":
+        space["point"] = tune.grid_search([dict(p) for p in plan.points])
+    return space
+
+
+def _search_alg(plan: SearchPlan) -> Any:
+    if plan.searcher["name"] != "optuna":
+        return None
+    from ray.tune.search.optuna import OptunaSearch
+
+    from search.spaces import OptunaSpace
+
+    storage = None
+    if plan.searcher.get("storage"):
+        import optuna
+
+        storage = optuna.storages.RDBStorage(str(plan.searcher["storage"]))
+    return OptunaSearch(
+        space=OptunaSpace(models=dict(plan.models)),
+        seed=plan.seed,
+        storage=storage,
+        study_name=plan.searcher.get("study_name") or plan.experiment,
+    )
+
+
+def _scheduler(plan: SearchPlan) -> Any:
+    if plan.scheduler["name"] != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=plan.epochs,
+        grace_period=int(plan.scheduler["grace_period"]),
+        reduction_factor=float(plan.scheduler["reduction_factor"]),
+        brackets=int(plan.scheduler["brackets"]),
+    )
+
+
+def build_tuner(plan: SearchPlan) -> Any:
+    """A restored Tuner if this experiment was interrupted, else a fresh one."""
+    from ray import tune
+
+    from search.console import SearchProgress
+
+    trainable = _trainable(plan)
+    if tune.Tuner.can_restore(str(plan.tune_dir)):
+        print(f"[search] resuming {plan.tune_dir} (finished trials are kept)", flush=True)
+        return tune.Tuner.restore(
+            str(plan.tune_dir),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=plan.retry_errored,
+            param_space=_param_space(plan),
+        )
+    progress = SearchProgress(
+        experiment_dir=plan.experiment_dir,
+        class_names=plan.class_names,
+        title=plan.experiment,
+        total=plan.total_trials,
+        interval_s=plan.console_interval_s,
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=_param_space(plan),
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=MODE,
+            search_alg=_search_alg(plan),
+            scheduler=_scheduler(plan),
+            num_samples=int(plan.searcher["num_samples"]),
+            max_concurrent_trials=plan.cluster.get("max_concurrent_trials"),
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=plan.experiment_dir,
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=plan.keep_checkpoints,
+                checkpoint_score_attribute=METRIC,
+                checkpoint_score_order=MODE,
+            ),
+            failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+            callbacks=[progress],
+            verbose=0,
+        ),
+    )
+
+
+def _init_ray(plan: SearchPlan) -> None:
+    import ray
+
+    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", **plan.runtime_env.get("env_vars", {})}}
+    address = plan.cluster.get("address")
+    if address:
+        ray.init(address=str(address), runtime_env=env, log_to_driver=True)
+        return
+    ray.init(
+        num_cpus=plan.cluster.get("num_cpus"),
+        num_gpus=plan.cluster.get("num_gpus"),
+        include_dashboard=False,
+        runtime_env=env,
+    )
+
+
+def _sigterm_as_sigint() -> None:
+    """Tune saves the experiment and stops cleanly on SIGINT; treat SIGTERM the same way."""
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+
+
+def final_leaderboard(plan: SearchPlan) -> SearchOutcome:
+    """The leaderboard from Tune's saved experiment state (all trials, any session)."""
+    from ray import tune
+
+    from search.console import trial_record
+
+    analysis = tune.ExperimentAnalysis(str(plan.tune_dir))
+    records = [trial_record(t) for t in analysis.trials]
+    rows = write_leaderboard(
+        plan.experiment_dir, records, class_names=plan.class_names, title=plan.experiment
+    )
+    statuses: dict[str, int] = {}
+    for record in records:
+        statuses[record.status] = statuses.get(record.status, 0) + 1
+    interrupted = any(r.status not in FINISHED for r in records)
+    return SearchOutcome(rows=rows, interrupted=interrupted, statuses=statuses)
+
+
+def run_search(plan: SearchPlan) -> SearchOutcome:
+    """Join/start Ray, run (or resume) the experiment, write the leaderboard, stop Ray."""
+    import ray
+
+    _sigterm_as_sigint()
+    _init_ray(plan)
+    try:
+        tuner = build_tuner(plan)
+        tuner.fit()
+        return final_leaderboard(plan)
+    finally:
+        ray.shutdown()

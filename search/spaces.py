@@ -1,0 +1,197 @@
+"""Search spaces: the YAML grids of `search/conf/space` as grid points, Tune and Optuna spaces.
+
+A *point* is one trial's choice: `{"model": <architecture>, <hyperparameter>: value, ...}`.
+Its keys are the architecture's hyperparameters (`models.hparam_spec`) plus the training keys
+`loss` and `learning_rate`. Everything is validated here, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from data.config import ConfigError, require
+
+__all__ = [
+    "TRAINING_KEYS",
+    "RANGE_KINDS",
+    "OptunaSpace",
+    "grid_points",
+    "model_hparams",
+    "plain",
+    "validate_space",
+]
+
+# Searched like hyperparameters, but consumed by the optimiser and loss, not by build_model.
+TRAINING_KEYS = ("loss", "learning_rate")
+RANGE_KINDS = ("choice", "uniform", "loguniform", "int")
+SPACE_KEYS = ("name", "models")
+MODEL_KEYS = ("grid", "fixed", "ranges")
+
+
+def plain(value: Any) -> Any:
+    """An OmegaConf node (or anything else) as plain Python containers."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def model_hparams(point: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a point that goes to `models.build_model`."""
+    return {k: v for k, v in point.items() if k != "model" and k not in TRAINING_KEYS}
+
+
+def validate_space(space: Mapping[str, Any], *, train: Mapping[str, Any]) -> None:
+    """ConfigError naming `space.models.<model>.<part>.<key>` for anything unusable."""
+    space = plain(space)
+    unknown = sorted(set(space) - set(SPACE_KEYS))
+    require(not unknown, f"space: unknown key(s) {unknown}; valid keys: {', '.join(SPACE_KEYS)}")
+    entries = space.get("models")
+    require(
+        isinstance(entries, dict) and bool(entries),
+        f"space.models={entries!r}: expected a mapping of architecture name -> grid",
+    )
+    import models
+
+    names = models.model_names()
+    for model, entry in entries.items():
+        where = f"space.models.{model}"
+        require(model in names, f"{where}: unknown architecture; valid: {', '.join(names)}")
+        require(isinstance(entry, dict), f"{where}: expected a mapping with {MODEL_KEYS}")
+        extra = sorted(set(entry) - set(MODEL_KEYS))
+        require(not extra, f"{where}: unknown key(s) {extra}; valid keys: {', '.join(MODEL_KEYS)}")
+        _validate_entry(model, entry, where, train)
+
+
+def _validate_entry(model: str, entry: Mapping[str, Any], where: str, train: Mapping) -> None:
+    grid = entry.get("grid") or {}
+    fixed = entry.get("fixed") or {}
+    ranges = entry.get("ranges") or {}
+    for part, value in (("grid", grid), ("fixed", fixed), ("ranges", ranges)):
+        require(isinstance(value, dict), f"{where}.{part}: expected a mapping, got {value!r}")
+    for key, values in grid.items():
+        require(
+            isinstance(values, list) and bool(values),
+            f"{where}.grid.{key}={values!r}: expected a non-empty list of values",
+        )
+        for value in values:
+            _check_value(model, key, value, f"{where}.grid.{key}", train)
+    for key, value in fixed.items():
+        require(key not in grid, f"{where}.fixed.{key}: also in grid; keep it in one place")
+        _check_value(model, key, value, f"{where}.fixed.{key}", train)
+    for key, spec in ranges.items():
+        _check_range(model, key, spec, f"{where}.ranges.{key}", train)
+    for point in _points_of(model, entry):
+        _check_point(model, point, where)
+
+
+def _check_value(model: str, key: str, value: Any, where: str, train: Mapping) -> None:
+    import models
+    from models.losses import LOSSES
+
+    if key == "loss":
+        require(value in LOSSES, f"{where}={value!r}: unknown loss; valid: {', '.join(LOSSES)}")
+        return
+    if key == "learning_rate":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        require(ok and math.isfinite(value), f"{where}={value!r}: expected a positive number")
+        return
+    spec = models.hparam_spec(model)
+    valid = ", ".join(sorted(set(spec) | set(TRAINING_KEYS)))
+    require(key in spec, f"{where}: unknown hyperparameter of {model}; valid: {valid}")
+    if key == "precision":
+        require(
+            False, f"{where}: precision is set by train.precision={train.get('precision')!r}"
+        )
+    try:
+        spec[key].validate(value, model=model)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check_range(model: str, key: str, spec: Any, where: str, train: Mapping) -> None:
+    kinds = ", ".join(RANGE_KINDS)
+    require(
+        isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in RANGE_KINDS,
+        f"{where}={spec!r}: expected one of {{choice: [...]}}, {{uniform: [lo, hi]}}, "
+        f"{{loguniform: [lo, hi]}}, {{int: [lo, hi]}} (kinds: {kinds})",
+    )
+    kind, values = next(iter(spec.items()))
+    require(isinstance(values, list) and bool(values), f"{where}.{kind}: expected a list")
+    if kind != "choice":
+        require(
+            len(values) == 2 and values[0] < values[1],
+            f"{where}.{kind}={values!r}: expected [low, high] with low < high",
+        )
+        if kind == "loguniform":
+            require(values[0] > 0, f"{where}.loguniform={values!r}: low must be > 0")
+        if kind == "int":
+            require(
+                all(isinstance(v, int) for v in values), f"{where}.int={values!r}: expected ints"
+            )
+    for value in values:
+        _check_value(model, key, value, f"{where}.{kind}", train)
+
+
+def _check_point(model: str, point: Mapping[str, Any], where: str) -> None:
+    """Some limits only show on a whole point (e.g. a depth too deep for the filters)."""
+    import models
+
+    try:
+        models.resolve_hparams(model, model_hparams(point))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: grid point {dict(point)}: {exc}") from None
+
+
+def _points_of(model: str, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    grid = entry.get("grid") or {}
+    fixed = entry.get("fixed") or {}
+    keys = list(grid)
+    return [
+        {"model": model, **fixed, **dict(zip(keys, combo, strict=True))}
+        for combo in itertools.product(*(grid[k] for k in keys))
+    ]
+
+
+def grid_points(space: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every grid point of every architecture in the space, in YAML order."""
+    space = plain(space)
+    return [p for model, entry in space["models"].items() for p in _points_of(model, entry)]
+
+
+@dataclass(frozen=True)
+class OptunaSpace:
+    """A define-by-run space for OptunaSearch: the architecture first, then its hyperparameters.
+
+    A class (not a closure) so that the searcher's saved state can be pickled on resume.
+    Returns `{"point": {...}}`, the same shape a grid trial gets.
+    """
+
+    models: Mapping[str, Mapping[str, Any]]
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        names = list(self.models)
+        model = trial.suggest_categorical("model", names) if len(names) > 1 else names[0]
+        entry = self.models[model]
+        point: dict[str, Any] = {"model": model, **(entry.get("fixed") or {})}
+        ranges = entry.get("ranges") or {}
+        for key, values in (entry.get("grid") or {}).items():
+            if key not in ranges:
+                point[key] = trial.suggest_categorical(f"{model}.{key}", list(values))
+        for key, spec in ranges.items():
+            point[key] = _suggest(trial, f"{model}.{key}", spec)
+        return {"point": point}
+
+
+def _suggest(trial: Any, name: str, spec: Mapping[str, Sequence[Any]]) -> Any:
+    kind, values = next(iter(spec.items()))
+    if kind == "choice":
+        return trial.suggest_categorical(name, list(values))
+    if kind == "int":
+        return trial.suggest_int(name, int(values[0]), int(values[1]))
+    return trial.suggest_float(name, values[0], values[1], log=kind == "loguniform")

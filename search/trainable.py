@@ -1,0 +1,203 @@
+"""The Tune trainable: the one place that runs inside a Ray trial.
+
+`train_segmentation(config)` builds the data and the model, trains epoch by epoch and reports
+metrics plus a checkpoint (`model.keras` with the optimizer state, and `state.json`) to Tune
+after every epoch through a Keras callback. A restarted trial resumes from
+`tune.get_checkpoint()` at the next epoch, with the same data order it would have had.
+
+`config` is `{"point": {...}, "settings": {...}}`: the trial's grid point and the run-wide
+settings (shards URI, class names, train section, seed, threads), all plain values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["NaNLossError", "train_segmentation", "CHECKPOINT_MODEL", "CHECKPOINT_STATE"]
+
+CHECKPOINT_MODEL = "model.keras"
+CHECKPOINT_STATE = "state.json"
+
+
+class NaNLossError(FloatingPointError):
+    """The training loss became NaN or infinite: this trial's configuration diverged."""
+
+
+def _configure_tensorflow(threads: int) -> None:
+    import tensorflow as tf
+
+    # Trials share a GPU only if none grabs all of its memory up front.
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+    # One trial per CPU it was given: more threads would fight the other trials for cores.
+    tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+
+
+def _optimizer(name: str, learning_rate: float) -> Any:
+    import keras
+
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)
+    raise ValueError(f"train.optimizer={name!r}: expected adam, adamw or sgd")
+
+
+def _new_model(point: Mapping[str, Any], settings: Mapping[str, Any]) -> Any:
+    import keras
+
+    import models
+    from models.losses import get_loss
+    from models.metrics import dice_metrics
+    from search.spaces import model_hparams
+
+    train = settings["train"]
+    keras.utils.set_random_seed(int(settings["seed"]))
+    model = models.build_model(
+        point["model"],
+        input_shape=(None, None, 1),
+        num_classes=len(settings["class_names"]),
+        precision=train["precision"],
+        **model_hparams(point),
+    )
+    learning_rate = float(point.get("learning_rate", train["learning_rate"]))
+    model.compile(
+        optimizer=_optimizer(train["optimizer"], learning_rate),
+        loss=get_loss(point.get("loss", "bce")),
+        metrics=dice_metrics(settings["class_names"]),
+    )
+    return model
+
+
+def _restore(checkpoint: Any) -> tuple[Any, int]:
+    """The compiled model (optimizer state included) and the number of epochs done."""
+    import models
+
+    with checkpoint.as_directory() as folder:
+        state = json.loads((Path(folder) / CHECKPOINT_STATE).read_text())
+        model = models.load_model(Path(folder) / CHECKPOINT_MODEL)
+    return model, int(state["epoch"])
+
+
+def _dataset(settings: Mapping[str, Any], split: str, *, epoch: int) -> Any:
+    from data.reader import make_dataset
+
+    train = settings["train"]
+    training = split == "train"
+    crop = train["crop"]
+    return make_dataset(
+        settings["shards"],
+        split,
+        batch_size=int(train["batch_size"]),
+        crop=tuple(crop) if (crop and training) else None,
+        crop_mode=train["crop_mode"],
+        flip=bool(train["flip"]) and training,
+        shuffle=training,
+        # Epoch e of a resumed trial sees the same order as epoch e of an uninterrupted one.
+        seed=int(settings["seed"]) * 100_003 + epoch,
+        deterministic=True,
+        limit=train["limit_train"] if training else train["limit_val"],
+    )
+
+
+def _split_rows(settings: Mapping[str, Any], split: str) -> int:
+    from data.shards import read_manifest
+
+    rows = read_manifest(settings["shards"]).splits[split].rows
+    limit = settings["train"]["limit_train"]
+    return min(rows, int(limit)) if limit else rows
+
+
+def _reporter(**kwargs: Any) -> Any:
+    """Keras callback: NaN check per batch, then metrics + checkpoint to Tune per epoch."""
+    import keras
+
+    # Defined here so that importing this module (the driver does) does not import Keras.
+    class Reporter(keras.callbacks.Callback):
+        def __init__(self, *, class_names, train_images, started, node_id):
+            super().__init__()
+            self.class_names = list(class_names)
+            self.train_images = train_images
+            self.started = started
+            self.node_id = node_id
+            self.epoch_started = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                raise NaNLossError(f"training loss is {float(loss)} at batch {batch}")
+
+        def on_epoch_end(self, epoch, logs=None):
+            _report_epoch(self, epoch, dict(logs or {}))
+
+    return Reporter(**kwargs)
+
+
+def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
+    from ray import tune
+
+    seconds = time.perf_counter() - callback.epoch_started
+    for key in ("loss", "val_loss"):
+        if key in logs and not math.isfinite(float(logs[key])):
+            raise NaNLossError(f"{key} is {float(logs[key])} after epoch {epoch + 1}")
+    metrics: dict[str, Any] = {k: float(v) for k, v in logs.items()}
+    metrics.update(
+        epoch=epoch + 1,
+        epoch_s=round(seconds, 3),
+        images_per_s=round(callback.train_images / max(seconds, 1e-9), 2),
+        params=int(callback.model.count_params()),
+        node_id=callback.node_id,
+        pid=os.getpid(),
+        trial_started=callback.started,
+    )
+    with tempfile.TemporaryDirectory(prefix="ckpt-") as folder:
+        callback.model.save(Path(folder) / CHECKPOINT_MODEL)
+        state = {"epoch": epoch + 1, "metrics": metrics}
+        (Path(folder) / CHECKPOINT_STATE).write_text(json.dumps(state, indent=1))
+        # report() copies the folder to the trial's storage before it returns.
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def train_segmentation(config: Mapping[str, Any]) -> None:
+    """Train one grid point; Tune calls this in a worker process."""
+    settings, point = config["settings"], config["point"]
+    _configure_tensorflow(int(settings["threads"]))
+    import keras
+    import ray
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        model, done = _restore(checkpoint)
+    else:
+        model, done = _new_model(point, settings), 0
+    reporter = _reporter(
+        class_names=settings["class_names"],
+        train_images=_split_rows(settings, "train"),
+        started=time.time(),
+        node_id=ray.get_runtime_context().get_node_id(),
+    )
+    val = _dataset(settings, "val", epoch=0)
+    for epoch in range(done, int(settings["train"]["epochs"])):
+        keras.utils.set_random_seed(int(settings["seed"]) * 100_003 + epoch)
+        model.fit(
+            _dataset(settings, "train", epoch=epoch),
+            validation_data=val,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            callbacks=[reporter],
+            verbose=0,
+        )
