@@ -1,0 +1,91 @@
+"""data.stats: hand-made labels, and the real Severstal figures that SOURCES.md quotes."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.prepare import prepare
+from data.stats import label_stats, labels_from_csv, main, shard_stats, stats_from_rles
+
+
+def test_figures_of_hand_made_labels() -> None:
+    # image 0: class a (3 px) and b (2 px); image 1: clean; image 2: b (5 px).
+    stats = stats_from_rles([("1 3", "7 2"), ("", ""), ("", "2 5")], ["a", "b"])
+    assert (stats["images"], stats["defective"], stats["clean"]) == (3, 2, 1)
+    assert stats["images_per_class"] == {"a": 1, "b": 2}
+    assert stats["images_with_n_classes"] == {"1": 1, "2": 1}
+    assert stats["area_pixels"]["b"]["count"] == 2
+    assert stats["area_pixels"]["b"]["mean"] == 3.5
+    assert (stats["area_pixels"]["a"]["min"], stats["area_pixels"]["a"]["max"]) == (3, 3)
+
+
+def test_real_flags_match_the_published_figures(severstal_labels: Path) -> None:
+    presence, areas, names = labels_from_csv(severstal_labels / "defect_flags_12568.csv")
+    stats = label_stats(presence, areas, names)
+    # SOURCES.md / the paper: 12,568 images; 6,666 defective; 5,902 clean; 6,239 with one
+    # class; images per class 897 / 247 / 5,150 / 801.
+    assert (stats["images"], stats["defective"], stats["clean"]) == (12_568, 6_666, 5_902)
+    assert stats["images_with_n_classes"]["1"] == 6_239
+    assert list(stats["images_per_class"].values()) == [897, 247, 5_150, 801]
+    assert sum(int(v) * n for v, n in stats["images_with_n_classes"].items()) == sum(
+        stats["images_per_class"].values()
+    )
+
+
+def test_sample_shards_agree_with_the_flags(
+    severstal_sample: Path, severstal_labels: Path, tmp_path: Path
+) -> None:
+    dataset = {
+        "name": "severstal",
+        "source": "severstal",
+        "root": str(severstal_sample),
+        "csv": "train.csv",
+        "image_dir": "train_images",
+        "image_shape": [256, 1600],
+        "class_names": ["1", "2", "3", "4"],
+        "max_images": None,
+        "split": {
+            "seed": 0,
+            "test_fraction": 0.2,
+            "val_fraction": 0.05,
+            "keep_clean": True,
+            "use_source_splits": False,
+        },
+    }
+    prepare(dataset, out=str(tmp_path))
+    overall = shard_stats(str(tmp_path))["all"]
+    with (severstal_labels / "defect_flags_12568.csv").open(newline="") as handle:
+        rows = {r[0]: [int(v) for v in r[1:]] for r in csv.reader(handle)}
+    flags = np.array([rows[p.name] for p in sorted((severstal_sample / "train_images").iterdir())])
+    assert overall["images"] == 22
+    assert overall["defective"] == int((flags.sum(1) > 0).sum())
+    assert list(overall["images_per_class"].values()) == flags.sum(0).tolist()
+    with (severstal_sample / "train.csv").open(newline="") as handle:
+        areas = sorted(
+            sum(int(n) for n in r["EncodedPixels"].split()[1::2]) for r in csv.DictReader(handle)
+        )
+    class_areas = overall["area_pixels"]
+    assert sum(d["count"] for d in class_areas.values()) == len(areas)
+    assert min(d["min"] for d in class_areas.values() if d["count"]) == areas[0]
+    assert max(d["max"] for d in class_areas.values() if d["count"]) == areas[-1]
+
+
+def test_cli_prints_the_figures(severstal_labels: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--labels", str(severstal_labels / "defect_flags_12568.csv")]) == 0
+    text = capsys.readouterr().out
+    assert "images 12568  defective 6666  clean 5902" in text
+    assert "images per class: 1: 897  2: 247  3: 5150  4: 801" in text
+    assert "images with n classes: 1: 6239" in text
+
+
+def test_cli_names_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path)]) == 2
+    assert "manifest.json: no manifest" in capsys.readouterr().err
+    new_layout = tmp_path / "train.csv"
+    new_layout.write_text("ImageId,ClassId,EncodedPixels\na.jpg,1,1 2\n")
+    assert main(["--labels", str(new_layout)]) == 2
+    assert "omits clean images" in capsys.readouterr().err
