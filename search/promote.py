@@ -50,6 +50,7 @@ __all__ = [
     "select_candidates",
 ]
 
+TRAILING_HPARAMS = ("learning_rate", "batch_size", "crop")
 FINISHED = "TERMINATED"  # Ray Tune's status for a trial that ran to its end (or was stopped)
 
 
@@ -135,9 +136,11 @@ def hparam_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     `loss` is the loss function (bce | dice | bce_dice), itself a hyperparameter of the grid.
     """
     columns = list(rows[0]) if rows else []
-    if "model" in columns and "val_kaggle_dice" in columns:
-        return columns[columns.index("model") + 1 : columns.index("val_kaggle_dice")]
-    return []
+    if "model" not in columns or "val_kaggle_dice" not in columns:
+        return []
+    found = columns[columns.index("model") + 1 : columns.index("val_kaggle_dice")]
+    # Hyperparameters the search places among the metrics, when a search varies them.
+    return found + [c for c in TRAILING_HPARAMS if c in columns and c not in found]
 
 
 def checkpoint_dir(recorded: str, experiment_dir: Path) -> Path:

@@ -155,6 +155,8 @@ def plot_learning_curves(
     curves: Mapping[str, Sequence[Mapping[str, Any]]], models: Mapping[str, str]
 ) -> str:
     """Per architecture: loss and Kaggle Dice per epoch, train solid and validation dashed."""
+    from matplotlib.ticker import MaxNLocator
+
     archs = sorted({models.get(t, "?") for t in curves})
     fig = _figure(12, 3.2 * len(archs))
     for row, arch in enumerate(archs):
@@ -178,6 +180,7 @@ def plot_learning_curves(
         dice_ax.set_title(f"{arch}: Kaggle Dice")
         for ax in (loss_ax, dice_ax):
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         if len(trials) <= 8:
             dice_ax.legend(fontsize=7, loc="lower right")
@@ -242,7 +245,7 @@ def plot_per_class(metrics: Mapping[str, Any]) -> str:
     ax.set_xticks(range(len(classes)), classes)
     ax.set_ylabel("test Dice (tuned)")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _png(fig)
@@ -255,6 +258,12 @@ def _tint(image: np.ndarray, masks: np.ndarray) -> np.ndarray:
         m = masks[..., c]
         rgb[m] = 0.45 * rgb[m] + 0.55 * colour
     return rgb.astype(np.uint8)
+
+
+def _present(masks: np.ndarray, class_names: Sequence[str]) -> str:
+    """Names of the classes with any pixel in (H, W, C) masks, so each class is read by name."""
+    names = [n for c, n in enumerate(class_names) if masks[..., c].any()]
+    return ", ".join(names) or "no defect"
 
 
 def _image_title(overlays: Mapping[str, np.ndarray], i: int) -> str:
@@ -274,8 +283,8 @@ def plot_overlays(overlays: Mapping[str, np.ndarray], class_names: Sequence[str]
     for i in range(count):
         panels = (
             (images[i], _image_title(overlays, i)),
-            (_tint(images[i], truth[i]), "ground truth"),
-            (_tint(images[i], predicted[i]), "ensemble prediction"),
+            (_tint(images[i], truth[i]), f"ground truth: {_present(truth[i], class_names)}"),
+            (_tint(images[i], predicted[i]), f"ensemble: {_present(predicted[i], class_names)}"),
         )
         for j, (pixels, title) in enumerate(panels):
             ax = fig.add_subplot(count, 3, 3 * i + j + 1)
@@ -335,10 +344,14 @@ def _head(column: str, numeric: bool) -> str:
 
 
 def _dataset_label(experiment: Mapping[str, Any]) -> str:
-    dataset = experiment.get("dataset", "")
-    if isinstance(dataset, Mapping):
-        dataset = dataset.get("name", "")
-    return str(dataset) or "(unknown)"
+    """The dataset's name, at the top of experiment.json or inside its resolved config."""
+    for holder in (experiment, experiment.get("config") or {}):
+        dataset = holder.get("dataset", "") if isinstance(holder, Mapping) else ""
+        if isinstance(dataset, Mapping):
+            dataset = dataset.get("name", "")
+        if dataset:
+            return str(dataset)
+    return "(not recorded in experiment.json)"
 
 
 def leaderboard_table(rows: Sequence[Mapping[str, Any]], promoted: set[str]) -> str:
