@@ -60,7 +60,7 @@ def param_table(
     ]
     lines += [
         f"| {name} | {described} | {count:,} |"
-        for name, described, count in param_rows(num_classes=num_classes)
+        for name, described, count in param_rows(num_classes=num_classes, configs=configs)
     ]
     return "\n".join(lines)
 

@@ -1,0 +1,107 @@
+"""Blocks: the residual addition, MCAD's dilation rates, inverted residuals, make_divisible."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import models
+from models.blocks import (
+    MCAD_DILATIONS,
+    inverted_residual_block,
+    make_divisible,
+    mcad,
+    residual_block,
+)
+
+
+def test_residual_block_adds_its_input() -> None:
+    inputs = keras.Input((8, 8, 4))
+    out = residual_block(inputs, 4, activation="leaky_relu", name="res")
+    model = keras.Model(inputs, out)
+    probe = keras.Model(
+        inputs, [model.get_layer("res_bn2").output, model.get_layer("res_add").output]
+    )
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 4)).astype(np.float32)
+    branch, added = probe.predict(x, verbose=0)
+    np.testing.assert_allclose(added, branch + x, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(branch, 0)  # the branch is real, so the test can fail
+    with pytest.raises(ValueError):
+        model.get_layer("res_proj")  # same width: identity shortcut, no projection
+
+
+def test_residual_block_projects_when_widths_differ() -> None:
+    inputs = keras.Input((8, 8, 3))
+    out = residual_block(inputs, 6, activation="relu", name="res")
+    model = keras.Model(inputs, out)
+    assert model.get_layer("res_proj").kernel.shape == (1, 1, 3, 6)
+    add_inputs = model.get_layer("res_add").input
+    assert {tensor.shape[-1] for tensor in add_inputs} == {6}
+
+
+def test_inverted_residual_adds_only_when_shapes_match() -> None:
+    inputs = keras.Input((8, 8, 8))
+    same = inverted_residual_block(inputs, 8, expansion=6, name="same")
+    wider = inverted_residual_block(same, 16, expansion=6, name="wider")
+    strided = inverted_residual_block(wider, 16, expansion=6, stride=2, name="strided")
+    model = keras.Model(inputs, strided)
+    names = {layer.name for layer in model.layers}
+    assert "same_add" in names and "wider_add" not in names and "strided_add" not in names
+    assert model.get_layer("same_expand").filters == 48  # 1x1 expansion by the factor
+    assert model.get_layer("same_project").filters == 8
+    assert model.get_layer("same_project_bn").output is not None  # linear projection: no activation
+    assert model.output_shape == (None, 4, 4, 16)
+
+
+@pytest.mark.parametrize("variant", ["basic", "original"])
+def test_mcad_dilation_rates(variant: str) -> None:
+    inputs = keras.Input((16, 16, 8))
+    model = keras.Model(inputs, mcad(inputs, 8, variant=variant, name="m"))
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    rates = tuple(c.dilation_rate[0] for c in convs if c.kernel_size == (3, 3))
+    assert rates == MCAD_DILATIONS[variant]
+    assert {c.filters for c in convs} == {8}  # constant width
+    if variant == "original":
+        assert convs[-1].kernel_size == (1, 1) and len(convs) == 8
+
+
+def test_paper_mcad_table() -> None:
+    assert MCAD_DILATIONS["basic"] == (1, 1, 2, 4, 8, 12)
+    assert MCAD_DILATIONS["original"] == (1, 1, 2, 4, 8, 16, 1)
+
+
+@pytest.mark.parametrize("name", ["resunet", "invresunet"])
+def test_mcad_sits_between_encoder_and_decoder(name: str) -> None:
+    model = models.build_model(name, input_shape=(32, 32, 1), num_classes=1, filters=2, depth=2)
+    rates = [
+        layer.dilation_rate[0]
+        for layer in model.layers
+        if layer.name.startswith("bridge_mcad_conv")
+    ]
+    assert tuple(rates) == (1, 1, 2, 4, 8, 12)
+    # The bridge runs at 1/4 resolution with 2 * 2**2 channels, before the first decoder upsampling.
+    assert model.get_layer("bridge_mcad_conv6").output.shape == (None, 8, 8, 8)
+    assert model.get_layer("dec2_up").input.shape == (None, 8, 8, 8)
+
+
+def test_unet_has_no_mcad() -> None:
+    model = models.build_model("unet", input_shape=(32, 32, 1), num_classes=1, filters=2, depth=2)
+    assert not [layer for layer in model.layers if "mcad" in layer.name]
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (32 * 0.1, 8),
+        (16 * 0.5, 8),
+        (24 * 0.75, 24),
+        (320 * 0.25, 80),
+        (96 * 0.35, 32),
+        (160 * 0.1, 16),
+    ],
+)
+def test_make_divisible(value: float, expected: int) -> None:
+    result = make_divisible(value, 8)
+    assert result == expected
+    assert result % 8 == 0 and result >= 0.9 * value
