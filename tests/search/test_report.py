@@ -188,3 +188,17 @@ def test_report_of_a_promoted_experiment_renders_every_section(
     # The screenshot shows a page, not a blank window.
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.005
+
+
+def test_unknown_experiment_and_broken_metrics_are_named(tmp_path: Path) -> None:
+    from data.config import ConfigError
+
+    experiment = tmp_path / "results" / "demo"
+    experiment.mkdir(parents=True)
+    write_search_outputs(experiment, trials=2, epochs=1)
+    with pytest.raises(ConfigError, match="experiment=demo2: no experiment .* demo$"):
+        report.main(["experiment=demo2", f"results_dir={tmp_path / 'results'}"])
+    (experiment / "final").mkdir()
+    (experiment / "final" / "metrics.json").write_text('{"models": [')
+    with pytest.raises(ConfigError, match=r"final/metrics.json: not valid JSON"):
+        report.main(["experiment=demo", f"results_dir={tmp_path / 'results'}"])
