@@ -46,6 +46,9 @@ def test_empty_string_is_empty_mask() -> None:
 
 
 def test_round_trip_every_row_of_the_7004_image_labels(severstal_labels: Path) -> None:
+    # The stored copy of this file has an empty EncodedPixels on every row (its pixels are
+    # absent, as SOURCES.md says), so this checks the layout and the empty case at scale; the
+    # non-empty real round trips are in the sample test below.
     path = severstal_labels / "train_7004_old_format.csv"
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
