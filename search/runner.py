@@ -214,8 +214,8 @@ def run_search(plan: SearchPlan) -> SearchOutcome:
     """Join/start Ray, run (or resume) the experiment, write the leaderboard, stop Ray."""
     import ray
 
-    _sigterm_as_sigint()
     _init_ray(plan)
+    _sigterm_as_sigint()  # after ray.init, which installs its own SIGTERM handler
     try:
         tuner = build_tuner(plan)
         tuner.fit()

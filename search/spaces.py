@@ -105,9 +105,7 @@ def _check_value(model: str, key: str, value: Any, where: str, train: Mapping) -
     valid = ", ".join(sorted(set(spec) | set(TRAINING_KEYS)))
     require(key in spec, f"{where}: unknown hyperparameter of {model}; valid: {valid}")
     if key == "precision":
-        require(
-            False, f"{where}: precision is set by train.precision={train.get('precision')!r}"
-        )
+        raise ConfigError(f"{where}: precision is not searched; set train.precision instead")
     try:
         spec[key].validate(value, model=model)
     except ValueError as exc:

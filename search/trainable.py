@@ -147,6 +147,7 @@ def _reporter(**kwargs: Any) -> Any:
 
 
 def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
+    import ray
     from ray import tune
 
     seconds = time.perf_counter() - callback.epoch_started
@@ -161,6 +162,7 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
         params=int(callback.model.count_params()),
         node_id=callback.node_id,
         pid=os.getpid(),
+        gpu_ids=",".join(str(i) for i in ray.get_gpu_ids()),
         trial_started=callback.started,
     )
     with tempfile.TemporaryDirectory(prefix="ckpt-") as folder:

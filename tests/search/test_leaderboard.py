@@ -1,0 +1,77 @@
+"""search.leaderboard from trial folders laid out the way Tune writes them."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from search.leaderboard import TrialRecord, write_leaderboard
+
+CLASSES = ("a", "b")
+
+
+def _trial(root: Path, name: str, scores: list[float], kept: list[int]) -> Path:
+    """result.json with one line per epoch and checkpoint folders for the `kept` epochs."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    lines = []
+    for epoch, score in enumerate(scores, start=1):
+        metrics = {
+            "epoch": epoch,
+            "loss": 1.0 / epoch,
+            "val_loss": 2.0 / epoch,
+            "val_kaggle_dice": score,
+            "val_dice_a": score - 0.1,
+            "val_dice_b": score + 0.1,
+            "epoch_s": 2.0,
+            "params": 1234,
+            "time_total_s": 3.0 * epoch,
+            "node_id": "abcdef0123456789",
+        }
+        lines.append(json.dumps(metrics))
+        if epoch in kept:
+            checkpoint = folder / f"checkpoint_{epoch - 1:06d}"
+            checkpoint.mkdir()
+            state = {"epoch": epoch, "metrics": metrics}
+            (checkpoint / "state.json").write_text(json.dumps(state))
+    (folder / "result.json").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_rows_best_first_with_best_epoch_checkpoint_and_cost(tmp_path):
+    good = _trial(tmp_path, "unet_1", [0.5, 0.9, 0.7], kept=[2, 3])
+    bad = _trial(tmp_path, "unet_2", [0.3, 0.4], kept=[2])
+    records = [
+        TrialRecord("t2", "TERMINATED", {"model": "unet", "filters": 16, "loss": "bce"}, str(bad)),
+        TrialRecord("t1", "TERMINATED", {"model": "unet", "filters": 8, "loss": "bce"}, str(good)),
+        TrialRecord("t3", "ERROR", {"model": "unet", "filters": 64, "loss": "bce"}, None, "Boom"),
+    ]
+    rows = write_leaderboard(tmp_path, records, class_names=CLASSES, title="x")
+    assert [r["trial_id"] for r in rows] == ["t1", "t2", "t3"]
+    best = rows[0]
+    assert list(best)[:6] == ["trial_id", "status", "model", "filters", "loss", "val_kaggle_dice"]
+    assert best["val_kaggle_dice"] == 0.9 and best["best_epoch"] == 2 and best["epochs"] == 3
+    assert best["val_dice_a"] == 0.9 - 0.1 and best["val_dice_b"] == 0.9 + 0.1
+    assert best["device_s"] == 6.0 and best["wall_s"] == 9.0 and best["params"] == 1234
+    assert best["checkpoint"] == str((good / "checkpoint_000001").resolve())
+    assert rows[2]["status"] == "ERROR" and rows[2]["error"] == "Boom"
+    assert rows[2]["checkpoint"] == "" and rows[2]["epochs"] == 0
+
+    with open(tmp_path / "leaderboard.csv") as handle:
+        written = list(csv.DictReader(handle))
+    assert [r["trial_id"] for r in written] == ["t1", "t2", "t3"]
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    body = [
+        line for line in markdown.splitlines() if line.startswith("| t") and "trial_id" not in line
+    ]
+    assert [line.split(" | ")[0] for line in body] == ["| t1", "| t2", "| t3"]
+    assert "| t3 | ERROR |" in markdown
+
+
+def test_unflushed_last_result_counts(tmp_path):
+    folder = _trial(tmp_path, "unet_1", [0.5], kept=[1])
+    last = {"epoch": 2, "val_kaggle_dice": 0.8, "time_total_s": 7.0, "epoch_s": 2.0}
+    record = TrialRecord("t1", "TERMINATED", {"model": "unet"}, str(folder), last_result=last)
+    (row,) = write_leaderboard(tmp_path, [record], class_names=CLASSES, title="x")
+    assert row["epochs"] == 2 and row["val_kaggle_dice"] == 0.8 and row["best_epoch"] == 2

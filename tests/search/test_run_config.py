@@ -1,0 +1,99 @@
+"""search.run: every bad group, key or value fails with one line before Ray starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from data.config import ConfigError
+from search import run
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _fails(tmp_path: Path, *argv: str) -> str:
+    """The ConfigError message of `search.run argv`; nothing may be written or started."""
+    with pytest.raises(ConfigError) as info:
+        run.main([*argv, f"results_dir={tmp_path / 'results'}"])
+    assert not (tmp_path / "results").exists(), "an invalid config must not create outputs"
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["space=nope"], "valid choices: deeplab, invresunet, paper, resunet, unet"),
+        (["scheduler=hyperband"], "valid choices: asha, fifo"),
+        (["searcher=random"], "valid choices: grid, optuna"),
+        (["dataset=bogus"], "valid choices: folder, neu-seg, severstal, synthetic"),
+        (["epochs=3"], "epochs: unknown key; valid keys: cluster,"),
+        (["train.epoch=3"], "train.epoch: unknown key under 'train'; valid keys: batch_size"),
+        (["train.epochs=0"], "train.epochs=0: expected an integer >= 1"),
+        (["train.optimizer=rmsprop"], "expected one of adam, adamw, sgd"),
+        (["train.crop=[64]"], "train.crop=[64]: expected null or [height, width]"),
+        (["train.precision=float8"], "expected one of float32, mixed_float16, mixed_bfloat16"),
+        (["space.models.unet.grid.activation=[relu,tanh]"], "space.models.unet.grid.activation"),
+        (["space.models.unet.grid.filters=[0]"], "filters"),
+        (["space.models.unet.grid.loss=[focal]"], "unknown loss; valid: bce, dice, bce_dice"),
+        (["+space.models.unet.grid.dropout=[0.1]"], "unknown hyperparameter of unet; valid:"),
+        (["+space.models.vgg={grid: {}}"], "space.models.vgg: unknown architecture; valid:"),
+        (["+space.models.unet.ranges.filters={gauss: [1, 2]}"], "expected one of {choice"),
+        (["cluster.gpus_per_trial=1.5"], "a fraction in (0, 1]"),
+        (["cluster.cpus_per_trial=0"], "cluster.cpus_per_trial=0: expected a number > 0"),
+        (["cluster.address=nowhere"], "expected null (start a local Ray), auto, host:port"),
+        (["searcher=optuna", "searcher.storage=foo"], "expected null or a database URL"),
+        (["scheduler=asha", "scheduler.grace_period=9"], "must be <= train.epochs=2"),
+        (["scheduler=asha", "scheduler.reduction_factor=1"], "expected a number > 1"),
+        (["resume=sometimes"], "resume='sometimes': expected one of auto, never"),
+        (["experiment=../escape"], "use letters, digits"),
+        (["promote=maybe"], "promote='maybe': expected true or false"),
+    ],
+)
+def test_bad_input_names_the_key_and_valid_values(tmp_path, argv, expected):
+    assert expected in _fails(tmp_path, *argv)
+
+
+def test_resume_refuses_a_changed_search(tmp_path):
+    folder = tmp_path / "results" / "mine"
+    (folder / "tune").mkdir(parents=True)
+    saved = run.plain(run.load_config(["space=unet"]))
+    (folder / "experiment.json").write_text(json.dumps({"config": saved}))
+    with pytest.raises(ConfigError, match="train differs from the experiment in .*mine"):
+        run.main(["experiment=mine", "train.epochs=5", f"results_dir={tmp_path / 'results'}"])
+    with pytest.raises(ConfigError, match="resume=never but .*tune exists"):
+        run.main(["experiment=mine", "resume=never", f"results_dir={tmp_path / 'results'}"])
+
+
+def test_default_experiment_name_is_stable():
+    cfg = run.plain(run.load_config([]))
+    assert run.experiment_name(cfg) == "unet-synthetic-grid-fifo"
+    cfg = run.plain(run.load_config(["space=paper", "scheduler=asha", "searcher=optuna"]))
+    assert run.experiment_name(cfg) == "paper-synthetic-optuna-asha"
+
+
+def test_paper_training_defaults_for_severstal():
+    train = run.plain(run.load_config(["dataset=severstal"]))["train"]
+    assert (train["optimizer"], train["learning_rate"]) == ("adam", 0.001)
+    assert (train["epochs"], train["batch_size"]) == (20, 16)
+
+
+def test_cli_prints_one_error_line_and_exits_2(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-m", "search.run", "space=unet", "train.batch_size=-1"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: train.batch_size=-1: expected an integer >= 1"]

@@ -1,0 +1,55 @@
+"""search.spaces: the paper's grids, the Optuna space, validation against the models."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+import models
+from search import run, spaces
+
+
+def _space(name: str) -> dict:
+    return run.plain(run.load_config([f"space={name}"]))["space"]
+
+
+@pytest.mark.parametrize(
+    ("name", "count"), [("unet", 16), ("resunet", 8), ("invresunet", 4), ("deeplab", 8)]
+)
+def test_grid_sizes_follow_the_paper(name, count):
+    points = spaces.grid_points(_space(name))
+    assert len(points) == count
+    assert len({tuple(sorted(p.items())) for p in points}) == count  # all distinct
+
+
+def test_unet_grid_is_filters_by_activation_by_loss():
+    points = spaces.grid_points(_space("unet"))
+    assert {p["filters"] for p in points} == {8, 16, 32, 64}
+    assert {p["activation"] for p in points} == {"relu", "leaky_relu"}
+    assert {p["loss"] for p in points} == {"bce", "bce_dice"}
+
+
+def test_paper_is_the_union_of_the_four():
+    points = spaces.grid_points(_space("paper"))
+    assert len(points) == 16 + 8 + 4 + 8
+    assert {p["model"] for p in points} == {"unet", "resunet", "invresunet", "deeplabv3plus"}
+
+
+def test_every_grid_point_is_a_valid_model_config():
+    for point in spaces.grid_points(_space("paper")):
+        models.resolve_hparams(point["model"], spaces.model_hparams(point))
+        assert "loss" not in spaces.model_hparams(point)
+
+
+def test_optuna_space_draws_valid_points_of_every_model():
+    space = spaces.OptunaSpace(models=_space("paper")["models"])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(40):
+        point = space(study.ask())["point"]
+        seen.add(point["model"])
+        models.resolve_hparams(point["model"], spaces.model_hparams(point))
+        assert 0.0001 <= point["learning_rate"] <= 0.003
+        if point["model"] == "deeplabv3plus":
+            assert 0.1 <= point["alpha"] <= 0.75  # its range, not only the grid values
+    assert seen == {"unet", "resunet", "invresunet", "deeplabv3plus"}
