@@ -152,3 +152,29 @@ def test_a_model_that_fails_to_load_is_named(promoted: Path, neu_seg: Path, tmp_
     _real_images(neu_seg, tmp_path / "images", 2)
     with pytest.raises(ConfigError, match=f"cannot load model {broken}"):
         predict.main([f"model={broken}", f"images={tmp_path / 'images'}"])
+
+
+@pytest.mark.slow
+def test_flip_tta_averages_the_model_over_flips(
+    promoted: Path, neu_seg: Path, tmp_path: Path
+) -> None:
+    import models
+
+    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
+    single_file = promoted / "final" / metrics["models"][0]["file"]
+    images = _folder_images(_real_images(neu_seg, tmp_path / "images", 2))
+    with_tta = predict.load_predictor(single_file, tta=True)
+    assert with_tta.flips == ("none", "h", "v")
+    model = with_tta.members[0]
+
+    def probs(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(models.probabilities(model.predict_on_batch(batch)))
+
+    expected = (
+        probs(images)
+        + probs(images[:, :, ::-1].copy())[:, :, ::-1]
+        + probs(images[:, ::-1].copy())[:, ::-1]
+    ) / 3
+    np.testing.assert_allclose(with_tta.probabilities(images), expected, atol=1e-6)
+    plain = predict.load_predictor(single_file).probabilities(images)
+    assert np.abs(plain - expected).max() > 1e-4  # the flips really changed something
