@@ -21,6 +21,7 @@ validation score, and the README's gains are measured on test afterwards.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -342,7 +343,7 @@ def _model_card(candidate: Candidate, result: Mapping[str, Any], experiment: str
         "",
         "| hyperparameter | value |",
         "|---|---|",
-        *(f"| {k} | {v} |" for k, v in candidate.hparams.items()),
+        *(f"| {k} | {v} |" for k, v in candidate.hparams.items() if v not in (None, "")),
         "",
         f"- search validation kaggle_dice: {candidate.val_kaggle_dice:.4f}",
         f"- validation kaggle_dice, tuned post-processing: {val['tuned']['kaggle_dice']:.4f}",
@@ -368,6 +369,11 @@ def _model_card(candidate: Candidate, result: Mapping[str, Any], experiment: str
     return "\n".join(lines)
 
 
+def _markdown_number(value: float) -> str:
+    """Four significant digits (Dice 0.7132, 6.59 s), one decimal from 100 up (1234.5 s)."""
+    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4g}"
+
+
 def _leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return ""
@@ -375,11 +381,18 @@ def _leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = [
-            f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+            _markdown_number(v) if isinstance(v, float) else ("" if v is None else str(v))
             for v in (row[c] for c in columns)
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -622,9 +635,7 @@ def _write_final(
         _write_json(tmp / "metrics.json", metrics)
         np.savez_compressed(tmp / "overlays.npz", **overlays)
         board = _updated_leaderboard(rows, metrics)
-        import pandas as pd
-
-        pd.DataFrame(board).to_csv(tmp / "leaderboard.csv", index=False)
+        _write_csv(tmp / "leaderboard.csv", board)
         (tmp / "leaderboard.md").write_text(_leaderboard_markdown(board))
         swap_in(tmp, final)
     except BaseException:
@@ -636,37 +647,41 @@ def _write_final(
 def _updated_leaderboard(
     rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """The search's leaderboard plus test scores for the promoted models and the ensemble."""
+    """The search's leaderboard plus tuned-validation and test scores of what was promoted.
+
+    The ensemble comes first; its `val_kaggle_dice` stays empty because that column is the
+    search's own (raw) validation score, which an ensemble never had.
+    """
     by_trial = {m["trial_id"]: m for m in metrics["models"]}
-    board = []
-    for row in sorted(rows, key=lambda r: -(_plain(r.get("val_kaggle_dice")) or -1.0)):
-        promoted = by_trial.get(str(row["trial_id"]))
-        board.append(
-            {
-                **{k: _plain(v) for k, v in row.items()},
-                "promoted": promoted is not None,
-                "test_kaggle_dice_raw": promoted["test"]["raw"]["kaggle_dice"]
-                if promoted
-                else None,
-                "test_kaggle_dice_tuned": promoted["test"]["tuned"]["kaggle_dice"]
-                if promoted
-                else None,
-            }
-        )
+
+    def scores(entry: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {
+            "promoted": entry is not None,
+            "val_kaggle_dice_tuned": entry["val"]["tuned"]["kaggle_dice"] if entry else None,
+            "test_kaggle_dice_raw": entry["test"]["raw"]["kaggle_dice"] if entry else None,
+            "test_kaggle_dice_tuned": entry["test"]["tuned"]["kaggle_dice"] if entry else None,
+        }
+
+    board = [
+        {**{k: _plain(v) for k, v in row.items()}, **scores(by_trial.get(str(row["trial_id"])))}
+        for row in sorted(rows, key=lambda r: -(_plain(r.get("val_kaggle_dice")) or -1.0))
+    ]
     ens = metrics["ensemble"]
-    board.insert(
-        0,
-        {
-            **{k: None for k in (rows[0] if rows else {})},
-            "trial_id": "ensemble",
-            "status": "PROMOTED",
-            "model": "+".join(f"{m['name']}x{m['weight']:.2f}" for m in ens["members"]),
-            "val_kaggle_dice": ens["val"]["tuned"]["kaggle_dice"],
-            "promoted": True,
-            "test_kaggle_dice_raw": ens["test"]["raw"]["kaggle_dice"],
-            "test_kaggle_dice_tuned": ens["test"]["tuned"]["kaggle_dice"],
-        },
-    )
+    members = "+".join(f"{m['name']}x{m['weight']:.2f}" for m in ens["members"])
+    ensemble_row = {"trial_id": "ensemble", "status": "PROMOTED", "model": members}
+    board.insert(0, {**{k: None for k in board[0]}, **ensemble_row, **scores(ens)})
+    return _integral_columns(board)
+
+
+def _integral_columns(board: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Columns whose numbers are all whole (epochs, params) as ints: CSV readers made them
+    floats because of empty cells, and `2.0000 epochs` reads badly."""
+    for column in board[0] if board else {}:
+        values = [r[column] for r in board if r[column] is not None]
+        if values and all(isinstance(v, float) and v.is_integer() and abs(v) >= 1 for v in values):
+            for row in board:
+                if row[column] is not None:
+                    row[column] = int(row[column])
     return board
 
 
