@@ -107,14 +107,19 @@ def encode(mask: np.ndarray) -> str:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"encode expects a 2-D (H, W) mask, got shape {mask.shape}")
-    if not mask.any():
+    # Column-major order; a view (no copy) when the mask is Fortran-ordered, as decode's is.
+    flat = mask.T.reshape(-1)
+    if flat.dtype != bool:
+        flat = flat != 0
+    if not flat.any():
         return ""
-    flat = mask.T.reshape(-1).astype(bool)
-    padded = np.concatenate(([False], flat, [False]))
-    changes = np.flatnonzero(padded[1:] != padded[:-1])  # 0-indexed run starts and ends
-    if changes.size == 0:
-        return ""
-    runs = changes.reshape(-1, 2)
+    # One temporary, not a padded copy: fresh large arrays cost page faults on every call.
+    bounds = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # 0-indexed first pixel of each segment
+    if flat[0]:
+        bounds = np.concatenate(([0], bounds))
+    if flat[-1]:
+        bounds = np.concatenate((bounds, [flat.size]))
+    runs = bounds.reshape(-1, 2)
     runs[:, 1] -= runs[:, 0]
     runs[:, 0] += 1
     return " ".join(map(str, runs.ravel().tolist()))
