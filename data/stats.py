@@ -119,6 +119,10 @@ def shard_stats(uri: str) -> dict[str, Any]:
     result["all"] = stats_from_rles(everything, manifest.class_names)
     if manifest.dropped_clean:
         result["all"]["clean_left_out_of_train_val"] = manifest.dropped_clean
+    if "dataset" in manifest.stats:
+        # Every usable source image, also the clean ones that keep_clean=false left out of
+        # the shards: the figures to compare with the source's published ones.
+        result["source"] = manifest.stats["dataset"]
     return result
 
 

@@ -57,7 +57,9 @@ def test_sample_shards_agree_with_the_flags(
         },
     }
     prepare(dataset, out=str(tmp_path))
-    overall = shard_stats(str(tmp_path))["all"]
+    figures = shard_stats(str(tmp_path))
+    overall = figures["all"]
+    assert figures["source"] == overall  # keep_clean=true: every image is in the shards
     with (severstal_labels / "defect_flags_12568.csv").open(newline="") as handle:
         rows = {r[0]: [int(v) for v in r[1:]] for r in csv.reader(handle)}
     flags = np.array([rows[p.name] for p in sorted((severstal_sample / "train_images").iterdir())])
