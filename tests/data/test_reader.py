@@ -70,7 +70,9 @@ def test_pipeline_equals_the_generated_pixels_and_masks(shards: str) -> None:
 
 
 def test_uint8_option_gives_the_same_values_unscaled(shards: str) -> None:
-    image, masks = next(iter(make_dataset(shards, "val", batch_size=2, dtype="uint8")))
+    image, masks = next(
+        iter(make_dataset(shards, "val", batch_size=2, dtype="uint8", deterministic=True))
+    )
     first = next(iter_examples(shards, "val"))
     assert image.dtype.name == masks.dtype.name == "uint8"
     np.testing.assert_array_equal(image.numpy()[0, ..., 0], first.image)
@@ -102,7 +104,15 @@ def test_workers_read_disjoint_parts_that_cover_the_split(shards: str) -> None:
     parts = []
     for index in range(3):
         images, _ = _collect(
-            make_dataset(shards, "train", batch_size=2, num_workers=3, index=index, dtype="uint8")
+            make_dataset(
+                shards,
+                "train",
+                batch_size=2,
+                num_workers=3,
+                index=index,
+                dtype="uint8",
+                deterministic=True,
+            )
         )
         assert len(images) == count_examples(shards, "train", num_workers=3, index=index)
         parts.append(images[..., 0])
@@ -112,7 +122,9 @@ def test_workers_read_disjoint_parts_that_cover_the_split(shards: str) -> None:
 
 
 def test_limit_takes_the_first_records(shards: str) -> None:
-    images, _ = _collect(make_dataset(shards, "train", batch_size=4, limit=5, dtype="uint8"))
+    images, _ = _collect(
+        make_dataset(shards, "train", batch_size=4, limit=5, dtype="uint8", deterministic=True)
+    )
     expected = [e.image for e in iter_examples(shards, "train", limit=5)]
     assert len(images) == 5 == len(expected)
     np.testing.assert_array_equal(images[..., 0], expected)
@@ -120,7 +132,9 @@ def test_limit_takes_the_first_records(shards: str) -> None:
 
 def test_flips_move_image_and_masks_together(shards: str) -> None:
     originals = list(iter_examples(shards, "train"))
-    dataset = make_dataset(shards, "train", batch_size=8, flip=True, seed=2, dtype="uint8")
+    dataset = make_dataset(
+        shards, "train", batch_size=8, flip=True, seed=2, dtype="uint8", deterministic=True
+    )
     images, masks = _collect(dataset)
     kinds = set()
     for image, mask, example in zip(images[..., 0], masks.astype(bool), originals, strict=True):
@@ -206,7 +220,9 @@ def test_images_of_different_sizes_need_a_crop(tmp_path: Path) -> None:
     assert prepare(dataset, out=out).image_shape is None
     with pytest.raises(ReaderError, match=r"different sizes \(32x32, 40x56\).*crop=\(height"):
         make_dataset(out, "train", batch_size=2)
-    singles = [m.numpy()[0] for _, m in make_dataset(out, "train", batch_size=1)]
+    singles = [
+        m.numpy()[0] for _, m in make_dataset(out, "train", batch_size=1, deterministic=True)
+    ]
     assert [m.shape for m in singles] == [(40, 56, 2), (32, 32, 2), (40, 56, 2)]
     for mask, example in zip(singles, iter_examples(out, "train"), strict=True):
         np.testing.assert_array_equal(mask.astype(bool), example.masks)
@@ -245,7 +261,9 @@ def test_severstal_sample_through_the_pipeline(severstal_sample: Path, tmp_path:
             (r["ImageId"], int(r["ClassId"])): r["EncodedPixels"] for r in csv.DictReader(handle)
         }
     examples = list(iter_examples(str(tmp_path), "train"))
-    images, masks = _collect(make_dataset(str(tmp_path), "train", batch_size=4, dtype="uint8"))
+    images, masks = _collect(
+        make_dataset(str(tmp_path), "train", batch_size=4, dtype="uint8", deterministic=True)
+    )
     assert len(examples) == len(images) == 22
     for example, image, mask in zip(examples, images, masks, strict=True):
         with Image.open(severstal_sample / "train_images" / example.image_id) as source:
@@ -282,7 +300,9 @@ def test_neu_seg_through_the_pipeline(neu_seg: Path, tmp_path: Path) -> None:
     assert manifest.image_shape == (200, 200)
     for split in ("train", "val", "test"):
         ids = [e.image_id for e in iter_examples(f"file://{tmp_path}", split)]
-        images, masks = _collect(make_dataset(f"file://{tmp_path}", split, batch_size=8))
+        images, masks = _collect(
+            make_dataset(f"file://{tmp_path}", split, batch_size=8, deterministic=True)
+        )
         assert masks.shape == (len(ids), 200, 200, 3)
         for image_id, image, mask in zip(ids, images, masks, strict=True):
             subset, name = image_id.split("/")
