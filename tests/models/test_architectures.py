@@ -15,6 +15,11 @@ from models.metrics import dice_metrics
 NUM_CLASSES = 4
 
 
+def infer(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Logits of an eager inference call: no predict-function tracing, which dominates on CPU."""
+    return keras.ops.convert_to_numpy(model(images.astype(np.float32), training=False))
+
+
 def small_hparams(name: str) -> dict[str, object]:
     """The smallest sensible setting of each architecture, so the tests stay fast on CPU."""
     if name == "deeplabv3plus":
@@ -44,7 +49,7 @@ def test_builds_for_severstal_and_neu_sizes(name: str, height: int, width: int) 
         name, input_shape=(height, width, 1), num_classes=NUM_CLASSES, **small_hparams(name)
     )
     assert model.output_shape == (None, height, width, NUM_CLASSES)
-    logits = model.predict(np.random.default_rng(0).random((1, height, width, 1)), verbose=0)
+    logits = infer(model, np.random.default_rng(0).random((1, height, width, 1)))
     assert logits.shape == (1, height, width, NUM_CLASSES)
     assert logits.dtype == np.float32
     assert np.isfinite(logits).all()
@@ -61,8 +66,8 @@ def test_output_pixels_line_up_with_input_pixels(name: str, dynamic_models) -> N
     zeroed = image.copy()
     zeroed[:, 61:, :, :] = 0
     zeroed[:, :, 59:, :] = 0
-    crop_logits = model.predict(image[:, :61, :59], verbose=0)
-    full_logits = model.predict(zeroed, verbose=0)
+    crop_logits = infer(model, image[:, :61, :59])
+    full_logits = infer(model, zeroed)
     assert crop_logits.shape == (1, 61, 59, NUM_CLASSES)
     np.testing.assert_allclose(crop_logits, full_logits[:, :61, :59], atol=1e-5)
 
@@ -77,13 +82,15 @@ def test_keras_round_trip_in_safe_mode_gives_identical_predictions(
         loss=get_loss("bce_dice", pos_weight=[1.0, 2.0, 2.0, 1.0]),
         metrics=dice_metrics(["a", "b", "c", "d"]),
     )
+    model.optimizer.build(model.trainable_variables)  # checkpoints carry the optimizer state
     path = tmp_path / f"{name}.keras"
     model.save(path)
     image = np.random.default_rng(2).random((2, 45, 70, 1)).astype(np.float32)
-    expected = model.predict(image, verbose=0)
+    expected = infer(model, image)
     for loaded in (models.load_model(path), keras.saving.load_model(path, safe_mode=True)):
-        np.testing.assert_array_equal(loaded.predict(image, verbose=0), expected)
+        np.testing.assert_array_equal(infer(loaded, image), expected)
         assert loaded.loss.get_config() == model.loss.get_config()
+        assert len(loaded.optimizer.variables) == len(model.optimizer.variables)
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
 
 
@@ -125,3 +132,18 @@ def test_probabilities_is_the_sigmoid_for_arrays_and_tensors() -> None:
     np.testing.assert_allclose(models.probabilities(logits), expected, atol=1e-6)
     tensor = models.probabilities(keras.ops.convert_to_tensor(logits))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(tensor), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["unet", "resunet", "invresunet", "deeplabv3plus"])
+def test_graph_with_unknown_spatial_dims(name: str, dynamic_models) -> None:
+    # tf.function relaxes shapes to None after retracing (fit/predict on varying crops);
+    # every layer must then still work, which static-size layers like bilinear UpSampling2D do not.
+    import tensorflow as tf
+
+    model = dynamic_models[name]
+    graph = tf.function(
+        lambda images: model(images, training=False),
+        input_signature=[tf.TensorSpec((None, None, None, 1), tf.float32)],
+    )
+    image = np.random.default_rng(3).random((1, 37, 53, 1)).astype(np.float32)
+    np.testing.assert_allclose(graph(image).numpy(), infer(model, image), atol=1e-5)
