@@ -51,9 +51,14 @@ def _point_label(point: Mapping[str, Any]) -> str:
     return f"{point.get('model', '?')} {items}".strip()
 
 
-def status_line(trials: Sequence[Any], *, total: int | None) -> str:
-    """'12:00:01 running 2 | finished 5/16 | errored 0 | best 0.8123 unet filters=16 ...'."""
-    counts = Counter(t.status for t in trials)
+def status_line(
+    trials: Sequence[Any], *, total: int | None, ending: Any = None, ending_status: str = ""
+) -> str:
+    """'12:00:01 running 2 | finished 5/16 | errored 0 | best 0.8123 unet filters=16 ...'.
+
+    `ending` is a trial Tune is finishing right now: it still shows as RUNNING in `trials`.
+    """
+    counts = Counter(ending_status if t is ending else t.status for t in trials)
     best, best_point = None, None
     for trial in trials:
         score = (trial.last_result or {}).get(METRIC)
@@ -104,9 +109,12 @@ class SearchProgress(tune.Callback):
             self.experiment_dir, records, class_names=self.class_names, title=self.title
         )
 
-    def _print(self, trials: Sequence[Any], prefix: str = "") -> None:
+    def _print(
+        self, trials: Sequence[Any], prefix: str = "", ending: Any = None, status: str = ""
+    ) -> None:
         self._last_print = time.monotonic()
-        print(f"[search] {prefix}{status_line(trials, total=self.total)}", flush=True)
+        line = status_line(trials, total=self.total, ending=ending, ending_status=status)
+        print(f"[search] {prefix}{line}", flush=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
         if self.interval_s and time.monotonic() - self._last_print >= self.interval_s:
@@ -114,11 +122,11 @@ class SearchProgress(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
         self._refresh(trials, trial, "TERMINATED")
-        self._print(trials, prefix=f"done {trial.trial_id}: ")
+        self._print(trials, f"done {trial.trial_id}: ", trial, "TERMINATED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
         self._refresh(trials, trial, "ERROR")
-        self._print(trials, prefix=f"ERROR {trial.trial_id}: ")
+        self._print(trials, f"ERROR {trial.trial_id}: ", trial, "ERROR")
 
     def on_experiment_end(self, trials: list, **info):
         self._refresh(trials)

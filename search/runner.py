@@ -41,6 +41,7 @@ class SearchPlan:
     max_failures: int
     retry_errored: bool
     console_interval_s: float
+    reuse_actors: bool = True
     runtime_env: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -154,6 +155,7 @@ def build_tuner(plan: SearchPlan) -> Any:
             num_samples=int(plan.searcher["num_samples"]),
             max_concurrent_trials=plan.cluster.get("max_concurrent_trials"),
             trial_dirname_creator=trial_dirname,
+            reuse_actors=plan.reuse_actors,
         ),
         run_config=tune.RunConfig(
             name="tune",
@@ -214,6 +216,8 @@ def run_search(plan: SearchPlan) -> SearchOutcome:
     """Join/start Ray, run (or resume) the experiment, write the leaderboard, stop Ray."""
     import ray
 
+    # Tune warns when per-epoch checkpoints force frequent state snapshots: that is intended.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     _init_ray(plan)
     _sigterm_as_sigint()  # after ray.init, which installs its own SIGTERM handler
     try:

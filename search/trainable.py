@@ -31,14 +31,21 @@ class NaNLossError(FloatingPointError):
 
 
 def _configure_tensorflow(threads: int) -> None:
+    import keras
     import tensorflow as tf
 
-    # Trials share a GPU only if none grabs all of its memory up front.
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
-    # One trial per CPU it was given: more threads would fight the other trials for cores.
-    tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
-    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    # A reused actor (TuneConfig reuse_actors) keeps TF initialised: the settings below then
+    # raise RuntimeError and are already in force; the previous trial's graph state goes.
+    keras.backend.clear_session()
+    try:
+        # Trials share a GPU only if none grabs all of its memory up front.
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+        # One trial per CPU it was given: more threads would fight the other trials for cores.
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    except RuntimeError:
+        pass
 
 
 def _optimizer(name: str, learning_rate: float) -> Any:
@@ -201,5 +208,6 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
             initial_epoch=epoch,
             epochs=epoch + 1,
             callbacks=[reporter],
+            shuffle=False,  # the tf.data pipeline shuffles, seeded per epoch
             verbose=0,
         )

@@ -1,0 +1,171 @@
+"""A two-node Ray cluster on this machine: the search joins it through cluster.address."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+TINY = [
+    "dataset.num_images=40",
+    "dataset.height=48",
+    "dataset.width=48",
+    "train.epochs=2",
+    "train.batch_size=4",
+    "train.crop=[32,32]",
+    "train.limit_train=8",
+    "train.limit_val=4",
+    "space.models.unet.grid.filters=[4]",
+    "promote=false",
+    "console_interval_s=0",
+]
+
+
+def run_search(results: Path, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT)}
+    return subprocess.run(
+        [sys.executable, "-m", "search.run", *argv, f"results_dir={results}"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def read_leaderboard(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "leaderboard.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _ray_start(*args: str, env: dict[str, str]) -> None:
+    agent, grpc, runtime, metrics = _free_ports(4)
+    subprocess.run(
+        [
+            "ray",
+            "start",
+            *args,
+            "--num-cpus=2",
+            "--num-gpus=1",
+            "--node-ip-address=127.0.0.1",
+            f"--dashboard-agent-listen-port={agent}",
+            f"--dashboard-agent-grpc-port={grpc}",
+            f"--runtime-env-agent-port={runtime}",
+            f"--metrics-export-port={metrics}",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def _processes_under(marker: str) -> list[int]:
+    """PIDs whose command line names this cluster's own temp dir (only what we started)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _stop(marker: str) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _processes_under(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        time.sleep(3)
+
+
+@pytest.fixture
+def two_node_cluster() -> Iterator[str]:
+    # A short temp dir: Ray's unix socket paths must stay under ~100 characters.
+    temp = tempfile.mkdtemp(prefix="rt2n-", dir="/tmp")
+    (port, client) = _free_ports(2)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    try:
+        _ray_start(
+            "--head",
+            f"--port={port}",
+            f"--temp-dir={temp}",
+            f"--ray-client-server-port={client}",
+            "--include-dashboard=false",
+            env=env,
+        )
+        _ray_start(f"--address=127.0.0.1:{port}", env=env)
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop(temp)
+        assert not _processes_under(temp), "Ray processes of the test cluster are still running"
+
+
+def _trial_runs(rows: list[dict[str, str]]) -> list[dict]:
+    """Per trial: its node, GPU ids and [start, end] of its run, from its result.json."""
+    runs = []
+    for row in rows:
+        trial_dir = Path(row["checkpoint"]).parent
+        results = [json.loads(x) for x in (trial_dir / "result.json").read_text().splitlines()]
+        runs.append(
+            {
+                "node": results[-1]["node_id"],
+                "gpus": results[-1]["gpu_ids"],
+                "start": results[0]["trial_started"],
+                "end": results[-1]["timestamp"],
+            }
+        )
+    return runs
+
+
+@pytest.mark.slow
+def test_search_joins_a_two_node_cluster_and_packs_half_gpus(tmp_path, two_node_cluster):
+    done = run_search(
+        tmp_path,
+        "space=unet",
+        "experiment=cluster",
+        "cluster=address",
+        f"cluster.address={two_node_cluster}",
+        "cluster.cpus_per_trial=0.5",
+        "cluster.gpus_per_trial=0.5",
+        *TINY,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = read_leaderboard(tmp_path / "cluster")
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"TERMINATED"}
+    runs = _trial_runs(rows)
+    nodes = {run["node"] for run in runs}
+    assert len(nodes) == 2, f"trials ran on {len(nodes)} node(s): {runs}"
+    for node in nodes:
+        here = [run for run in runs if run["node"] == node]
+        # Two 0.5-GPU trials share the node's one logical GPU, at the same time.
+        assert len(here) == 2 and {run["gpus"] for run in here} == {"0"}, here
+        assert max(r["start"] for r in here) < min(r["end"] for r in here), here

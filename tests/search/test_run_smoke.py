@@ -1,0 +1,97 @@
+"""A real search (real Ray, real training) over every space, at smoke size."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+CLASSES = ("pits", "scratches", "patches", "blobs")
+
+# Tiny images and one epoch; the paper space cut to two losses per architecture, so each of
+# the four architectures (= each space) still trains in the same Ray session.
+TINY = [
+    "dataset.num_images=48",
+    "dataset.height=48",
+    "dataset.width=48",
+    "train.epochs=1",
+    "train.batch_size=4",
+    "train.crop=[32,32]",
+    "train.limit_train=8",
+    "train.limit_val=4",
+    "promote=false",
+    "console_interval_s=0",
+]
+PAPER_CUT = [
+    "space.models.unet.grid.filters=[4]",
+    "space.models.unet.grid.activation=[relu]",
+    "space.models.unet.grid.loss=[bce]",
+    "space.models.resunet.grid.filters=[4]",
+    "space.models.resunet.grid.loss=[bce_dice]",
+    "space.models.invresunet.grid.expansion=[2]",
+    "space.models.invresunet.grid.loss=[bce,bce_dice]",
+    "space.models.deeplabv3plus.grid.alpha=[0.1]",
+    "space.models.deeplabv3plus.grid.loss=[bce]",
+]
+EXPECTED = [
+    ("unet", "bce"),
+    ("resunet", "bce_dice"),
+    ("invresunet", "bce"),
+    ("invresunet", "bce_dice"),
+    ("deeplabv3plus", "bce"),
+]
+
+
+def run_search(results: Path, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT)}
+    return subprocess.run(
+        [sys.executable, "-m", "search.run", *argv, f"results_dir={results}"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def read_leaderboard(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "leaderboard.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_paper_space_smoke_search(tmp_path):
+    done = run_search(tmp_path, "space=paper", "experiment=smoke", *TINY, *PAPER_CUT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    folder = tmp_path / "smoke"
+    rows = read_leaderboard(folder)
+    # One row per grid point of the cut grid, each architecture (each space) in it.
+    assert sorted((r["model"], r["loss"]) for r in rows) == sorted(EXPECTED)
+    for row in rows:
+        assert row["status"] == "TERMINATED", row
+        assert 0.0 <= float(row["val_kaggle_dice"]) <= 1.0
+        assert row["epochs"] == "1" and int(row["params"]) > 0
+        assert all(math.isfinite(float(row[f"val_dice_{c}"])) for c in CLASSES)
+        checkpoint = Path(row["checkpoint"])
+        assert (checkpoint / "model.keras").is_file()
+        state = json.loads((checkpoint / "state.json").read_text())
+        assert state["epoch"] == 1
+    scores = [float(r["val_kaggle_dice"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert (folder / "leaderboard.md").read_text().count("| TERMINATED |") == len(EXPECTED)
+
+    experiment = json.loads((folder / "experiment.json").read_text())
+    assert experiment["class_names"] == list(CLASSES)
+    assert (Path(experiment["shards"]) / "manifest.json").is_file()
+    trial_dir = Path(rows[0]["checkpoint"]).parent
+    epoch = json.loads((trial_dir / "result.json").read_text().splitlines()[0])
+    for key in ("epoch", "loss", "kaggle_dice", "val_loss", "val_kaggle_dice", "epoch_s"):
+        assert key in epoch
+    assert epoch["images_per_s"] > 0 and all(f"val_dice_{c}" in epoch for c in CLASSES)
