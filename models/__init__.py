@@ -11,6 +11,7 @@ from models import losses as _losses  # noqa: F401
 from models import metrics as _metrics  # noqa: F401
 from models.hparams import PRECISIONS, HParam, HParamError
 from models.outputs import probabilities
+from models.precision import wrap_optimizer
 from models.registry import build_model, hparam_spec, load_model, model_names, resolve_hparams
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "model_names",
     "probabilities",
     "resolve_hparams",
+    "wrap_optimizer",
 ]

@@ -9,7 +9,7 @@ import keras
 
 from models.hparams import PRECISIONS
 
-__all__ = ["dtype_policy"]
+__all__ = ["dtype_policy", "wrap_optimizer"]
 
 
 @contextmanager
@@ -23,3 +23,22 @@ def dtype_policy(precision: str) -> Iterator[None]:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def wrap_optimizer(
+    optimizer: keras.optimizers.Optimizer, *, precision: str
+) -> keras.optimizers.Optimizer:
+    """The optimizer to compile a `precision` model with: loss-scaled under mixed_float16.
+
+    Keras would add the loss scaling itself at compile time, but it saves only the inner
+    optimizer in the compile config; a reloaded checkpoint (whose model-level policy reads
+    float32) then builds a plain optimizer and silently drops the saved optimizer state.
+    Wrapping explicitly makes the loss scaling part of the saved config, so resuming works.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "mixed_float16" and not isinstance(
+        optimizer, keras.optimizers.LossScaleOptimizer
+    ):
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer

@@ -147,3 +147,31 @@ def test_graph_with_unknown_spatial_dims(name: str, dynamic_models) -> None:
     )
     image = np.random.default_rng(3).random((1, 37, 53, 1)).astype(np.float32)
     np.testing.assert_allclose(graph(image).numpy(), infer(model, image), atol=1e-5)
+
+
+def test_mixed_float16_checkpoint_keeps_the_optimizer_state(tmp_path: Path) -> None:
+    model = models.build_model(
+        "unet",
+        input_shape=(None, None, 1),
+        num_classes=2,
+        filters=2,
+        depth=2,
+        precision="mixed_float16",
+    )
+    optimizer = models.wrap_optimizer(keras.optimizers.Adam(1e-3), precision="mixed_float16")
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    model.compile(optimizer=optimizer, loss=get_loss("bce"), run_eagerly=True)
+    rng = np.random.default_rng(4)
+    images = rng.random((2, 32, 32, 1)).astype(np.float32)
+    masks = (rng.random((2, 32, 32, 2)) > 0.8).astype(np.float32)
+    model.fit(images, masks, epochs=1, verbose=0)
+    model.save(tmp_path / "mixed.keras")
+    loaded = models.load_model(tmp_path / "mixed.keras")
+    saved_state = [np.asarray(v) for v in model.optimizer.variables]
+    loaded_state = [np.asarray(v) for v in loaded.optimizer.variables]
+    assert len(loaded_state) == len(saved_state)
+    for saved, restored in zip(saved_state, loaded_state, strict=True):
+        np.testing.assert_array_equal(restored, saved)
+    assert models.wrap_optimizer(optimizer, precision="float32") is optimizer
+    with pytest.raises(ValueError, match="precision 'half'"):
+        models.wrap_optimizer(optimizer, precision="half")
