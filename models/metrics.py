@@ -75,7 +75,10 @@ def _check_threshold(threshold: float) -> float:
 
 
 class _DiceMetric(keras.metrics.Metric):
-    """Accumulates per-(image, class) Dice of sigmoid(logits) > threshold against y_true > 0.5."""
+    """Accumulates per-(image, class) Dice of sigmoid(logits) >= threshold against y_true > 0.5.
+
+    `>=` as in search.postprocess, so the validation metric equals post-processing at 0.5.
+    """
 
     def __init__(
         self, *, threshold: float = 0.5, paper_variant: bool = False, name: str, dtype=None
@@ -87,7 +90,7 @@ class _DiceMetric(keras.metrics.Metric):
         self.count = self.add_variable(shape=(), initializer="zeros", name="count", dtype="float32")
 
     def _pair_dice(self, y_true, logits):
-        pred = ops.cast(ops.sigmoid(ops.cast(logits, "float32")) > self.threshold, "float32")
+        pred = ops.cast(ops.sigmoid(ops.cast(logits, "float32")) >= self.threshold, "float32")
         truth = ops.cast(ops.cast(y_true, "float32") > 0.5, "float32")
         intersection = ops.sum(pred * truth, axis=(1, 2))
         total = ops.sum(pred, axis=(1, 2)) + ops.sum(truth, axis=(1, 2))
