@@ -7,6 +7,7 @@ fails in a second instead of inside a trial an hour later.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,16 +66,17 @@ class HParam:
 
     def _coerce(self, value: Any) -> Any:
         # bool is an int subclass in Python; True as a filter count is always a mistake.
+        # numbers.* also admits NumPy scalars, which samplers may hand over.
         if isinstance(value, bool):
             return value if self.kind is bool else None
         if self.kind is int:
-            if isinstance(value, int):
-                return value
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, numbers.Integral):
+                return int(value)
+            if isinstance(value, numbers.Real) and float(value).is_integer():
                 return int(value)
             return None
         if self.kind is float:
-            if isinstance(value, int | float) and math.isfinite(value):
+            if isinstance(value, numbers.Real) and math.isfinite(float(value)):
                 return float(value)
             return None
         return value if isinstance(value, self.kind) else None

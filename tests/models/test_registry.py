@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import pytest
 
 import models
@@ -97,6 +98,13 @@ def test_spec_is_a_copy() -> None:
 def test_integral_floats_and_ints_are_coerced() -> None:
     assert models.resolve_hparams("unet", {"filters": 8.0})["filters"] == 8
     assert models.resolve_hparams("deeplabv3plus", {"alpha": 1})["alpha"] == 1.0
+    resolved = models.resolve_hparams("unet", {"filters": np.int64(16)})
+    assert resolved["filters"] == 16 and type(resolved["filters"]) is int
+    assert (
+        type(models.resolve_hparams("deeplabv3plus", {"alpha": np.float32(0.5)})["alpha"]) is float
+    )
+    with pytest.raises(HParamError, match="is not a float"):
+        models.resolve_hparams("deeplabv3plus", {"alpha": float("nan")})
 
 
 def test_alpha_one_and_odd_alphas_build() -> None:
