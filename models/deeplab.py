@@ -1,8 +1,8 @@
 """DeepLabV3+ with a MobileNetV2 backbone of width `alpha`, for one grey input channel.
 
-The backbone is built here (no Keras application, nothing downloaded): Keras' MobileNetV2
-refuses alphas outside its pretrained set and 1-channel inputs. Output stride 16: the last two
-stages use dilation 2 instead of stride 2, as in DeepLabV3. Unlike the paper's code, the head
+The backbone is built here rather than taken from keras.applications: DeepLabV3 needs the last
+stages dilated instead of strided (output stride 16) and the stride-4 features by name, and
+nothing here can ever download weights. Unlike the paper's code, the head
 emits logits and every loss here expects logits.
 """
 
