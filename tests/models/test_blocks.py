@@ -105,3 +105,18 @@ def test_make_divisible(value: float, expected: int) -> None:
     result = make_divisible(value, 8)
     assert result == expected
     assert result % 8 == 0 and result >= 0.9 * value
+
+
+def test_deeplab_output_stride_16_low_level_skip_and_atrous_separable_aspp() -> None:
+    model = models.build_model(
+        "deeplabv3plus", input_shape=(256, 1600, 1), num_classes=4, alpha=0.5
+    )
+    assert model.get_layer("aspp_concat").output.shape[1:3] == (16, 100)
+    assert model.get_layer("decoder_low_level_relu").output.shape == (None, 64, 400, 48)
+    assert model.get_layer("block_2_project").filters == make_divisible(24 * 0.5)
+    rates = [model.get_layer(f"aspp_rate{r}_depthwise").dilation_rate for r in (6, 12, 18)]
+    assert rates == [(6, 6), (12, 12), (18, 18)]
+    # Strides past 16 became dilations in the last stages.
+    assert model.get_layer("block_14_depthwise").dilation_rate == (2, 2)
+    assert model.get_layer("block_13_depthwise").strides == (1, 1)
+    assert model.get_layer("stem_conv").kernel.shape[2] == 1  # one grey input channel
