@@ -133,7 +133,6 @@ def promoted(tmp_path_factory: pytest.TempPathFactory, neu_seg: Path) -> Path:
 @pytest.mark.slow
 def test_promotion_writes_final_with_test_scores_that_hold(promoted: Path) -> None:
     from data.reader import iter_examples
-
     from search.predict import load_predictor
 
     final = promoted / "final"
