@@ -79,6 +79,28 @@ def test_uint8_option_gives_the_same_values_unscaled(shards: str) -> None:
     np.testing.assert_array_equal(masks.numpy()[0].astype(bool), first.masks)
 
 
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_cached_and_streamed_epochs_equal_the_source(shards: str, cache: str) -> None:
+    # Two epochs: with cache="memory" the second comes from the in-memory records.
+    dataset = make_dataset(
+        shards, "train", batch_size=3, repeat=True, cache=cache, deterministic=True
+    )
+    rows = count_examples(shards, "train")
+    images, masks = _collect(dataset.unbatch().take(2 * rows).batch(rows))
+    expected = list(iter_examples(shards, "train"))
+    for epoch in range(2):
+        got = slice(epoch * rows, (epoch + 1) * rows)
+        np.testing.assert_array_equal(
+            np.round(images[got, ..., 0] * 255).astype(np.uint8), [e.image for e in expected]
+        )
+        np.testing.assert_array_equal(masks[got].astype(bool), [e.masks for e in expected])
+
+
+def test_unknown_cache_mode_is_named(shards: str) -> None:
+    with pytest.raises(ReaderError, match="cache='disk': expected one of auto, memory, none"):
+        make_dataset(shards, "train", batch_size=2, cache="disk")
+
+
 def test_deterministic_mode_repeats_shuffle_crops_and_flips(shards: str) -> None:
     def take(seed: int) -> np.ndarray:
         dataset = make_dataset(
