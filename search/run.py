@@ -170,7 +170,7 @@ def validate_top(cfg: Mapping[str, Any]) -> None:
     _positive_int(cfg["seed"], "seed", minimum=0)
     _positive_int(cfg["keep_checkpoints"], "keep_checkpoints")
     _positive_int(cfg["max_failures"], "max_failures", minimum=0)
-    for key in ("promote", "retry_errored", "reuse_actors"):
+    for key in ("promote", "retry_errored", "reuse_actors", "prune_checkpoints"):
         require(isinstance(cfg[key], bool), f"{key}={cfg[key]!r}: expected true or false")
     interval = cfg["console_interval_s"]
     require(
@@ -246,6 +246,7 @@ def make_plan(cfg: Mapping[str, Any], *, shards: str, class_names: Sequence[str]
         retry_errored=bool(cfg["retry_errored"]),
         console_interval_s=float(cfg["console_interval_s"]),
         reuse_actors=bool(cfg["reuse_actors"]),
+        prune_checkpoints=bool(cfg["prune_checkpoints"]),
     )
 
 

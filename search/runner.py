@@ -42,6 +42,7 @@ class SearchPlan:
     retry_errored: bool
     console_interval_s: float
     reuse_actors: bool = True
+    prune_checkpoints: bool = True
     runtime_env: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -194,6 +195,26 @@ def _sigterm_as_sigint() -> None:
         signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
 
 
+def prune_checkpoints(rows: Sequence[Mapping[str, Any]]) -> int:
+    """Delete the non-best checkpoints of finished trials; returns how many went.
+
+    Tune always keeps a trial's latest checkpoint besides the best ones (to resume it); a
+    finished trial is never resumed, and a filters-64 U-Net checkpoint is ~1.4 GB.
+    """
+    import shutil
+
+    removed = 0
+    for row in rows:
+        best = str(row.get("checkpoint") or "")
+        if row.get("status") != "TERMINATED" or not best:
+            continue
+        for folder in Path(best).parent.glob("checkpoint_*"):
+            if folder.is_dir() and str(folder.resolve()) != best:
+                shutil.rmtree(folder)
+                removed += 1
+    return removed
+
+
 def final_leaderboard(plan: SearchPlan) -> SearchOutcome:
     """The leaderboard from Tune's saved experiment state (all trials, any session)."""
     from ray import tune
@@ -205,6 +226,8 @@ def final_leaderboard(plan: SearchPlan) -> SearchOutcome:
     rows = write_leaderboard(
         plan.experiment_dir, records, class_names=plan.class_names, title=plan.experiment
     )
+    if plan.prune_checkpoints:
+        prune_checkpoints(rows)
     statuses: dict[str, int] = {}
     for record in records:
         statuses[record.status] = statuses.get(record.status, 0) + 1

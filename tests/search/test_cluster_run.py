@@ -34,8 +34,12 @@ TINY = [
 ]
 
 
+# Ray >= 2.5x may enable token auth; a joining node and the driver then need it too.
+AUTH = {"RAY_AUTH_MODE": "token"}
+
+
 def run_search(results: Path, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT), **AUTH}
     return subprocess.run(
         [sys.executable, "-m", "search.run", *argv, f"results_dir={results}"],
         cwd=PROJECT,
@@ -63,7 +67,7 @@ def _free_ports(count: int) -> list[int]:
 
 def _ray_start(*args: str, env: dict[str, str]) -> None:
     agent, grpc, runtime, metrics = _free_ports(4)
-    subprocess.run(
+    done = subprocess.run(
         [
             "ray",
             "start",
@@ -77,11 +81,12 @@ def _ray_start(*args: str, env: dict[str, str]) -> None:
             f"--metrics-export-port={metrics}",
             "--disable-usage-stats",
         ],
-        check=True,
         env=env,
         capture_output=True,
+        text=True,
         timeout=120,
     )
+    assert done.returncode == 0, f"ray start {' '.join(args)} failed:\n{done.stderr[-3000:]}"
 
 
 def _processes_under(marker: str) -> list[int]:
@@ -104,7 +109,9 @@ def _stop(marker: str) -> None:
         for pid in _processes_under(marker):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-        time.sleep(3)
+        deadline = time.monotonic() + 15
+        while _processes_under(marker) and time.monotonic() < deadline:
+            time.sleep(0.5)
 
 
 @pytest.fixture
@@ -112,7 +119,7 @@ def two_node_cluster() -> Iterator[str]:
     # A short temp dir: Ray's unix socket paths must stay under ~100 characters.
     temp = tempfile.mkdtemp(prefix="rt2n-", dir="/tmp")
     (port, client) = _free_ports(2)
-    env = {**os.environ, "PYTHONPATH": str(PROJECT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "TF_CPP_MIN_LOG_LEVEL": "3", **AUTH}
     try:
         _ray_start(
             "--head",
