@@ -33,6 +33,9 @@ PAPER_CUT = [
     "space.models.unet.grid.filters=[4]",
     "space.models.unet.grid.activation=[relu]",
     "space.models.unet.grid.loss=[bce]",
+    # A learning rate that makes the loss NaN: that trial must error, the search go on.
+    "+space.models.unet.grid.learning_rate=[0.001,1e30]",
+    "max_failures=0",
     "space.models.resunet.grid.filters=[4]",
     "space.models.resunet.grid.loss=[bce_dice]",
     "space.models.invresunet.grid.expansion=[2]",
@@ -71,7 +74,12 @@ def test_paper_space_smoke_search(tmp_path):
     done = run_search(tmp_path, "space=paper", "experiment=smoke", *TINY, *PAPER_CUT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     folder = tmp_path / "smoke"
-    rows = read_leaderboard(folder)
+    everything = read_leaderboard(folder)
+    diverged = [r for r in everything if r["learning_rate"] == "1e+30"]
+    rows = [r for r in everything if r not in diverged]
+    assert len(diverged) == 1 and diverged[0]["status"] == "ERROR", everything
+    assert "NaNLossError" in diverged[0]["error"] and diverged[0]["checkpoint"] == ""
+    assert everything[-1] == diverged[0]  # unscored rows come last
     # One row per grid point of the cut grid, each architecture (each space) in it.
     assert sorted((r["model"], r["loss"]) for r in rows) == sorted(EXPECTED)
     for row in rows:
@@ -83,9 +91,11 @@ def test_paper_space_smoke_search(tmp_path):
         assert (checkpoint / "model.keras").is_file()
         state = json.loads((checkpoint / "state.json").read_text())
         assert state["epoch"] == 1
+        assert len(list(checkpoint.parent.glob("checkpoint_*"))) == 1  # pruned to the best
     scores = [float(r["val_kaggle_dice"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
     assert (folder / "leaderboard.md").read_text().count("| TERMINATED |") == len(EXPECTED)
+    assert "| ERROR |" in (folder / "leaderboard.md").read_text()
 
     experiment = json.loads((folder / "experiment.json").read_text())
     assert experiment["class_names"] == list(CLASSES)
