@@ -2,8 +2,7 @@
 
     python -m search.bench [search.run arguments ...]
 
-The configuration is the first grid point of the composed space (narrow the grid with
-overrides, e.g. `space.models.unet.grid.filters=[16]`). Both runs are fresh processes timed
+The space must be narrowed to one grid point with overrides (see the error otherwise). Both runs are fresh processes timed
 end to end, TensorFlow start-up included: `python -m search.bench plain ...` (a Keras script:
 the same model, data, epochs and seed; no checkpoints) and `python -m search.run ...
 promote=false` (Ray start, the trial with per-epoch reports and checkpoints, leaderboard).
@@ -68,9 +67,12 @@ def main(argv: Sequence[str]) -> int:
 
     cfg = run.plain(run.load_config(argv))
     run.validate(cfg)
+    points = run.grid_points(cfg["space"])
     require(
-        len(run.grid_points(cfg["space"])) >= 1,
-        "the space has no grid point to benchmark",
+        len(points) == 1,
+        f"the space has {len(points)} grid points: narrow it to one, e.g. "
+        "space.models.unet.grid.filters=[16] space.models.unet.grid.activation=[relu] "
+        "space.models.unet.grid.loss=[bce]",
     )
     name = f"bench-overhead-{int(time.time())}"
     common = [*argv, f"experiment={name}", "searcher=grid", "searcher.num_samples=1"]
@@ -87,7 +89,7 @@ def main(argv: Sequence[str]) -> int:
     print(
         json.dumps(
             {
-                "point": first,
+                "point": points[0],
                 "plain_fit_s": round(plain_s, 1),
                 "tune_trial_s": round(tune_s, 1),
                 "ratio": round(tune_s / plain_s, 3),

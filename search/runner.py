@@ -102,6 +102,9 @@ def _search_alg(plan: SearchPlan) -> Any:
         storage = optuna.storages.RDBStorage(str(plan.searcher["storage"]))
     return OptunaSearch(
         space=OptunaSpace(models=dict(plan.models)),
+        # A define-by-run space ignores TuneConfig's metric/mode, so they are given here too.
+        metric=METRIC,
+        mode=MODE,
         seed=plan.seed,
         storage=storage,
         study_name=plan.searcher.get("study_name") or plan.experiment,

@@ -1,0 +1,61 @@
+"""searcher=optuna with scheduler=asha: a real (tiny) TPE search with a persistent study."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_optuna_asha_search_records_its_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    argv = [
+        "space=unet",
+        "searcher=optuna",
+        "searcher.num_samples=3",
+        f"searcher.storage={storage}",
+        "scheduler=asha",
+        "scheduler.grace_period=1",
+        "scheduler.reduction_factor=2",
+        "experiment=tpe",
+        "space.models.unet.grid.filters=[4]",
+        "dataset.num_images=40",
+        "dataset.height=48",
+        "dataset.width=48",
+        "train.epochs=2",
+        "train.batch_size=4",
+        "train.crop=[32,32]",
+        "train.limit_train=8",
+        "train.limit_val=4",
+        "promote=false",
+        "console_interval_s=0",
+        f"results_dir={tmp_path}",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "search.run", *argv],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(tmp_path / "tpe" / "leaderboard.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"TERMINATED"}
+    rates = [float(r["learning_rate"]) for r in rows]
+    assert all(0.0001 <= rate <= 0.003 for rate in rates)  # drawn from the space's range
+    assert len(set(rates)) == 3
+    # ASHA ran each trial for 1 or 2 epochs.
+    assert {r["epochs"] for r in rows} <= {"1", "2"}
+    study = optuna.load_study(study_name="tpe", storage=storage)
+    assert len(study.trials) == 3
