@@ -79,7 +79,10 @@ def _new_model(point: Mapping[str, Any], settings: Mapping[str, Any]) -> Any:
     )
     learning_rate = float(point.get("learning_rate", train["learning_rate"]))
     model.compile(
-        optimizer=_optimizer(train["optimizer"], learning_rate),
+        # Explicit loss scaling under mixed_float16, so a resumed trial keeps its optimizer state.
+        optimizer=models.wrap_optimizer(
+            _optimizer(train["optimizer"], learning_rate), precision=train["precision"]
+        ),
         loss=get_loss(point.get("loss", "bce")),
         metrics=dice_metrics(settings["class_names"]),
     )

@@ -59,9 +59,9 @@ def train_trial(
 ) -> tuple[Any, list[dict[str, float]], float]:
     """A real model trained EPOCHS short epochs; returns (model, per-epoch metrics, seconds)."""
     import keras
-    from data.reader import make_dataset
 
     import models
+    from data.reader import make_dataset
     from models.losses import get_loss
     from models.metrics import KaggleDice
 

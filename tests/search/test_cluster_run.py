@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -34,8 +35,10 @@ TINY = [
 ]
 
 
-# Ray >= 2.5x may enable token auth; a joining node and the driver then need it too.
-AUTH = {"RAY_AUTH_MODE": "token"}
+# Ray >= 2.5x may enable token auth; a joining node and the driver then need it too. The
+# token is this test run's own (a fresh machine has no ~/.ray/auth_token), the format Ray's
+# `ray get-auth-token --generate` writes: 64 hex digits.
+AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 
 
 def run_search(results: Path, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
