@@ -255,6 +255,8 @@ def prepare_shards(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[str, A
     from data.prepare import prepare
 
     uri = cfg["shards"] or str(experiment_dir / "shards")
+    if "://" not in uri:  # trials run in their own folders (and on other nodes): no relative paths
+        uri = str(Path(uri).expanduser().resolve())
     started = time.perf_counter()
     try:
         manifest = prepare(cfg["dataset"], out=uri)

@@ -97,3 +97,16 @@ def test_cli_prints_one_error_line_and_exits_2(tmp_path):
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: train.batch_size=-1: expected an integer >= 1"]
+
+
+def test_relative_shards_path_reaches_the_trials_absolute(tmp_path, monkeypatch):
+    # Trials run in their own folders (and on other nodes): a relative shards= must not reach
+    # them as given, or every trial fails with "no manifest".
+    monkeypatch.chdir(tmp_path)
+    cfg = run.plain(
+        run.load_config(["shards=rel/shards", "dataset.num_images=12", "dataset.height=32"])
+    )
+    uri, manifest = run.prepare_shards(cfg, tmp_path / "experiment")
+    assert uri == str(tmp_path / "rel" / "shards")
+    assert (tmp_path / "rel" / "shards" / "manifest.json").is_file()
+    assert manifest.splits["train"].rows > 0
