@@ -110,3 +110,15 @@ def test_relative_shards_path_reaches_the_trials_absolute(tmp_path, monkeypatch)
     assert uri == str(tmp_path / "rel" / "shards")
     assert (tmp_path / "rel" / "shards" / "manifest.json").is_file()
     assert manifest.splits["train"].rows > 0
+
+
+def test_embedded_default_is_the_unet_grid_on_small_synthetic_images():
+    cfg = run.plain(run.load_config([]))
+    assert cfg["dataset"]["source"] == "synthetic"
+    assert len(run.grid_points(cfg["space"])) == 16
+    # Sized for the 10-minute budget on 2 cores: crops that the 5-level U-Nets need not pad.
+    assert (cfg["dataset"]["height"], cfg["dataset"]["width"]) == (64, 64)
+    assert all(side % 32 == 0 for side in cfg["train"]["crop"])
+    # The override still reaches the dataset.
+    cfg = run.plain(run.load_config(["dataset.height=128"]))
+    assert cfg["dataset"]["height"] == 128
