@@ -105,15 +105,13 @@ def read_experiment(experiment_dir: Path) -> dict[str, Any]:
 
 
 def shards_uri(experiment: Mapping[str, Any], where: Path) -> str:
-    """The dataset manifest URI recorded by the search."""
-    for key in ("shards", "shards_uri", "manifest_uri", "data_uri", "uri"):
-        value = experiment.get(key) or (experiment.get("data") or {}).get(key)
-        if isinstance(value, str) and value:
-            return value
-    raise PromotionError(
-        f"{where}: no shards URI (looked for shards, shards_uri, manifest_uri, data_uri and "
-        f"data.<same>); keys present: {', '.join(sorted(experiment))}"
-    )
+    """The shards URI the search recorded in experiment.json (`search.run.write_experiment`)."""
+    value = experiment.get("shards")
+    if not isinstance(value, str) or not value:
+        raise PromotionError(
+            f"{where}: no 'shards' URI (keys present: {', '.join(sorted(experiment))})"
+        )
+    return value
 
 
 def load_leaderboard(experiment_dir: Path) -> list[dict[str, Any]]:
@@ -133,8 +131,8 @@ def load_leaderboard(experiment_dir: Path) -> list[dict[str, Any]]:
 def hparam_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The trial's hyperparameters: leaderboard columns after `model`, before `val_kaggle_dice`.
 
-    CONTRACTS.md orders the columns `trial_id, status, model, <hparams>, loss, val_kaggle_dice`;
-    `loss` is the loss function (bce | dice | bce_dice), itself a hyperparameter of the grid.
+    `search.leaderboard` orders the columns `trial_id, status, model, <hparams>, loss,
+    val_kaggle_dice, ...`; `loss` (bce | dice | bce_dice) is itself a hyperparameter of the grid.
     """
     columns = list(rows[0]) if rows else []
     if "model" not in columns or "val_kaggle_dice" not in columns:
@@ -425,13 +423,11 @@ def promote(
 ) -> dict[str, Any]:
     """Promote an experiment folder; returns what `final/metrics.json` holds.
 
-    This is the stable entry point `search.run` calls at the end of a search (unless
-    `promote=false`), e.g. `promote(Path(storage) / experiment, top_k=cfg.promote.top_k)`:
+    `search.run` calls it at the end of a search (unless `promote=false`):
 
-    - `experiment_dir`: `results/<experiment>/`, holding `experiment.json` (with the shards'
-      manifest URI under `shards`, `shards_uri`, `manifest_uri` or `data_uri`, top level or
-      under `data`) and `leaderboard.csv` (CONTRACTS.md columns; `checkpoint` = the best
-      checkpoint folder holding `model.keras`).
+    - `experiment_dir`: `results/<experiment>/`, holding `experiment.json` (the shards URI
+      under `shards`) and `leaderboard.csv` (`search.leaderboard`'s columns; `checkpoint` =
+      the best checkpoint folder holding `model.keras`).
     - `top_k`: how many best trials overall, besides the best of every architecture.
     - `tta`: flip test-time augmentation (identity, left-right, top-bottom) for every model.
     - `gate`: also tune the per-class image-level gate.

@@ -292,11 +292,8 @@ def write_experiment(plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any) ->
 
 
 def _promote(experiment_dir: Path) -> bool:
-    try:
-        from search.promote import promote
-    except ImportError as exc:
-        print(f"[search] promotion unavailable: {exc}", file=sys.stderr)
-        return False
+    from search.promote import promote
+
     try:
         promote(experiment_dir)
     except Exception as exc:  # the leaderboard stands whatever promotion does

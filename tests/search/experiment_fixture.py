@@ -1,4 +1,4 @@
-"""A small real experiment folder, laid out exactly as the search writes one (CONTRACTS.md).
+"""A small real experiment folder, laid out exactly as the search writes one.
 
 Real NEU-Seg images (a few per published split) -> `data.prepare` shards -> three tiny real
 models from `models.build_model`, each trained two short epochs with Keras -> checkpoints
