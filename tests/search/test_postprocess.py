@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 import pytest
@@ -137,17 +135,6 @@ def test_tuned_score_equals_reference_on_noisy_multiclass_maps() -> None:
     assert summary["val_kaggle_dice"] >= _kaggle_dice(truth, probs >= 0.5)
     assert params.to_dict()["classes"][1]["name"] == "b"
     assert PostprocessParams.from_dict(params.to_dict()) == params
-
-
-def test_tuning_is_fast_enough_for_a_validation_split() -> None:
-    # Noisy maps (thousands of components per image) of 100 images of 200x200, 171 settings:
-    # a pixel loop in Python would take hours; the vectorised search takes seconds.
-    rng = np.random.default_rng(1)
-    probs = rng.random((100, 200, 200, 1), dtype=np.float32) ** 3
-    truth = probs > 0.6
-    start = time.perf_counter()
-    postprocess.tune(probs, truth)
-    assert time.perf_counter() - start < 30
 
 
 def test_bad_inputs_are_named() -> None:
