@@ -1,5 +1,10 @@
 """Deterministic train/val/test assignment from a seed.
 
+Each split's images are stored in a seeded random order (not by image id), so the first N
+records of a split (`limit=N` in the reader, `train.limit_train` in a search) are a uniform
+random sample of it. Sources whose ids follow the classes (NEU-Seg numbers its images class by
+class) would otherwise hand a small limit one class only.
+
 `test` is held out from the full distribution (clean and defective images in proportion).
 `train`/`val` split the remaining defective images (the paper: 95/5); the remaining clean
 images join them only with keep_clean, otherwise they are left out and counted.
@@ -23,7 +28,10 @@ SPLIT_NAMES = ("train", "val", "test")
 def assign_splits(
     entries: Sequence[Entry], split: Mapping[str, Any]
 ) -> tuple[dict[str, list[Entry]], list[Entry]]:
-    """({split name: entries sorted by image_id}, the clean images left out of train/val)."""
+    """({split name: entries in the split's seeded order}, the clean images left out of train/val).
+
+    The result depends only on the entries' ids and the seed, never on the input order.
+    """
     _check(split)
     ordered = sorted(entries, key=lambda e: e.image_id)
     if split["use_source_splits"]:
@@ -35,7 +43,14 @@ def assign_splits(
         for name in ("train", "val"):
             dropped += [e for e in parts[name] if not e.defective]
             parts[name] = [e for e in parts[name] if e.defective]
-    return {name: sorted(parts[name], key=lambda e: e.image_id) for name in SPLIT_NAMES}, dropped
+    return {name: _seeded_order(parts[name], split, name) for name in SPLIT_NAMES}, dropped
+
+
+def _seeded_order(entries: Sequence[Entry], split: Mapping[str, Any], name: str) -> list[Entry]:
+    """The entries sorted by id, then permuted by a generator seeded with (seed, split name)."""
+    ordered = sorted(entries, key=lambda e: e.image_id)
+    rng = np.random.default_rng([int(split["seed"]), SPLIT_NAMES.index(name)])
+    return [ordered[i] for i in rng.permutation(len(ordered))]
 
 
 def _check(split: Mapping[str, Any]) -> None:

@@ -245,7 +245,7 @@ def test_images_of_different_sizes_need_a_crop(tmp_path: Path) -> None:
     singles = [
         m.numpy()[0] for _, m in make_dataset(out, "train", batch_size=1, deterministic=True)
     ]
-    assert [m.shape for m in singles] == [(40, 56, 2), (32, 32, 2), (40, 56, 2)]
+    assert sorted(m.shape for m in singles) == [(32, 32, 2), (40, 56, 2), (40, 56, 2)]
     for mask, example in zip(singles, iter_examples(out, "train"), strict=True):
         np.testing.assert_array_equal(mask.astype(bool), example.masks)
     images, masks = _collect(make_dataset(out, "train", batch_size=3, crop=(24, 24)))

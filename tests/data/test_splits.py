@@ -95,3 +95,24 @@ def test_missing_key_is_named() -> None:
     del split["keep_clean"]
     with pytest.raises(ConfigError, match="dataset.split.keep_clean is missing"):
         assign_splits(entries(5, 5), split)
+
+
+def test_a_split_prefix_is_a_random_sample_even_when_ids_follow_the_classes() -> None:
+    # NEU-Seg numbers its images class by class; a search's limit_train=N takes a split's
+    # first N records, so the stored order must not be the id order.
+    def load() -> np.ndarray:
+        return np.zeros((1, 1), np.uint8)
+
+    classes = ("1 1", "2 1", "3 1")  # one class per third of the ids, as in NEU-Seg
+    data = [
+        Entry(f"train/{i:06d}.jpg", 2, 2, (classes[i * 3 // 300],), load, "train")
+        for i in range(300)
+    ]
+    parts, _ = assign_splits(data, settings(use_source_splits=True))
+    prefix = parts["train"][:30]
+    assert {e.rles[0] for e in prefix} == set(classes)
+    again, _ = assign_splits(list(reversed(data)), settings(use_source_splits=True))
+    assert ids(again) == ids(parts)  # seeded, whatever order the source lists them in
+    other, _ = assign_splits(data, settings(use_source_splits=True, seed=7))
+    assert ids(other)["train"] != ids(parts)["train"]
+    assert sorted(ids(other)["train"]) == sorted(ids(parts)["train"])
