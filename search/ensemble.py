@@ -117,6 +117,7 @@ class Selection:
     counts: tuple[int, ...]  # times each candidate was chosen
     score: float  # validation score of the selected ensemble
     history: tuple[tuple[int, float], ...]  # (candidate added, score after adding it)
+    rejected: str | None = None  # why a larger mixture was set aside for the single model
 
     @property
     def weights(self) -> tuple[float, ...]:
@@ -135,17 +136,32 @@ def greedy_selection(
     max_size: int | None = None,
     score: Callable[[np.ndarray, np.ndarray], float] = threshold_tuned_dice,
     tolerance: float = 1e-6,
+    start: int | None = None,
 ) -> Selection:
-    """Greedy forward selection with replacement; ties go to the earlier candidate."""
+    """Greedy forward selection with replacement; ties go to the earlier candidate.
+
+    `start` is the member to start from (the caller's best single model, e.g. by fully tuned
+    validation score); None starts from the best candidate by `score`. A model is added only
+    while it raises the score by more than `tolerance`, so the start is kept alone when
+    nothing improves on it.
+    """
     if not val_probabilities:
         raise ValueError("greedy selection needs at least one candidate model")
     max_size = max_size or 2 * len(val_probabilities)
-    singles = [score(p, truth) for p in val_probabilities]
-    first = int(np.argmax(singles))
+    if start is None:
+        singles = [score(p, truth) for p in val_probabilities]
+        first = int(np.argmax(singles))
+        first_score = singles[first]
+    else:
+        if not 0 <= start < len(val_probabilities):
+            raise ValueError(
+                f"start={start}: expected a candidate index in 0..{len(val_probabilities) - 1}"
+            )
+        first, first_score = start, score(val_probabilities[start], truth)
     counts = [0] * len(val_probabilities)
     counts[first] = 1
     total = val_probabilities[first].astype(np.float32)
-    best, history = singles[first], [(first, singles[first])]
+    best, history = first_score, [(first, first_score)]
     while sum(counts) < max_size:
         size = sum(counts)
         trials = [

@@ -9,8 +9,9 @@ Steps (see `promote`):
 2. predict the validation and test splits of the experiment's shards with each model;
 3. tune each model's per-class threshold, minimum component area and (optionally) image-level
    gate on validation (`search.postprocess`);
-4. choose an ensemble by greedy forward selection on validation (`search.ensemble`) and tune
-   its post-processing the same way;
+4. choose an ensemble by greedy forward selection on validation (`search.ensemble`), starting
+   from the best single model, and tune its post-processing the same way; a mixture that
+   validation scores below its best single model is set aside for that model alone;
 5. score every model and the ensemble on the test split, raw (threshold 0.5) and tuned;
 6. write `final/` into `final.tmp-XXXX` first and swap it in by renames at the end, so a
    promotion that fails part-way leaves the previous good `final/` untouched.
@@ -48,6 +49,7 @@ __all__ = [
     "promote",
     "checkpoint_dir",
     "hparam_columns",
+    "choose_ensemble",
     "select_candidates",
 ]
 
@@ -470,10 +472,9 @@ def promote(
             val_probs[-1], test_probs[-1], val, test, class_names=class_names, gate=gate
         )
 
-    selection = ensemble.greedy_selection(val_probs, val.masks)
-    ens_val = ensemble.mean_probabilities(val_probs, selection.counts)
-    ens_test = ensemble.mean_probabilities(test_probs, selection.counts)
-    ens_result = evaluate(ens_val, ens_test, val, test, class_names=class_names, gate=gate)
+    selection, ens_result, ens_test = choose_ensemble(
+        candidates, results, val_probs, test_probs, val, test, class_names=class_names, gate=gate
+    )
 
     metrics = _metrics(
         experiment_dir,
@@ -505,6 +506,50 @@ def promote(
         flips=flips,
     )
     return metrics
+
+
+def choose_ensemble(
+    candidates: Sequence[Candidate],
+    results: Mapping[str, Mapping[str, Any]],
+    val_probs: Sequence[np.ndarray],
+    test_probs: Sequence[np.ndarray],
+    val: Split,
+    test: Split,
+    *,
+    class_names: Sequence[str],
+    gate: bool,
+) -> tuple[ensemble.Selection, dict[str, Any], np.ndarray]:
+    """The ensemble's selection, evaluation and test probabilities, decided on validation only.
+
+    Greedy selection starts from the best single model by fully tuned validation score (the
+    one `metrics.json` calls best_single) and adds members only while the mean's validation
+    score rises. If the fully tuned ensemble then scores below that single model on
+    validation, the ensemble is the single model alone: an ensemble is never chosen that
+    validation says is worse than its best member.
+    """
+    tuned_val = [results[c.name]["val"]["tuned"]["kaggle_dice"] for c in candidates]
+    best = int(np.argmax(tuned_val))  # first on ties, as in _metrics
+    selection = ensemble.greedy_selection(val_probs, val.masks, start=best)
+    if len(selection.members) > 1:
+        ens_val = ensemble.mean_probabilities(val_probs, selection.counts)
+        ens_test = ensemble.mean_probabilities(test_probs, selection.counts)
+        result = evaluate(ens_val, ens_test, val, test, class_names=class_names, gate=gate)
+        if result["val"]["tuned"]["kaggle_dice"] >= tuned_val[best]:
+            return selection, result, ens_test
+        mixture = ", ".join(
+            f"{candidates[i].name} x{selection.counts[i]}" for i in selection.members
+        )
+        single = tuple(int(i == best) for i in range(len(candidates)))
+        selection = ensemble.Selection(
+            single,
+            selection.history[0][1],
+            selection.history[:1],
+            rejected=(
+                f"the mixture ({mixture}) scored {result['val']['tuned']['kaggle_dice']:.4f} "
+                f"tuned on validation, below the best single model's {tuned_val[best]:.4f}"
+            ),
+        )
+    return selection, dict(results[candidates[best].name]), test_probs[best]
 
 
 def _metrics(
@@ -556,6 +601,7 @@ def _metrics(
                 {"added": candidates[i].name, "val_score": s} for i, s in selection.history
             ],
             "val_score": selection.score,
+            **({"rejected": selection.rejected} if selection.rejected else {}),
         },
         **entry(ens_result),
     }

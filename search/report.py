@@ -321,10 +321,14 @@ def plot_cost(rows: Sequence[Mapping[str, Any]]) -> str:
 # --- HTML ----------------------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, kind: str = "score") -> str:
+    """One table cell; `kind` is how its column's numbers read (see `_column_kinds`)."""
     number = _number(value) if not isinstance(value, bool) else None
+    if number is not None and kind == "integer":
+        return f'<td data-value="{number}">{int(number)}</td>'
     if number is not None and not isinstance(value, str | int):
-        return f'<td data-value="{number}">{number:.4f}</td>'
+        text = f"{number:.4f}" if kind == "score" else f"{number:.4f}".rstrip("0").rstrip(".")
+        return f'<td data-value="{number}">{text}</td>'
     if number is not None:
         return f'<td data-value="{number}">{html.escape(str(value))}</td>'
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
@@ -354,14 +358,31 @@ def _dataset_label(experiment: Mapping[str, Any]) -> str:
     return "(not recorded in experiment.json)"
 
 
+def _column_kinds(rows: Sequence[Mapping[str, Any]], numeric: set[str]) -> dict[str, str]:
+    """integer (filters, epochs, params: whole numbers, even when a CSV column holding blanks
+    was read as floats), score (Dice and loss: always four decimals) or number (the rest)."""
+    kinds = {}
+    for column in numeric:
+        values = [_number(r.get(column)) for r in rows]
+        values = [v for v in values if v is not None]
+        if "dice" in column or "loss" in column:
+            kinds[column] = "score"
+        elif values and all(float(v).is_integer() for v in values):
+            kinds[column] = "integer"
+        else:
+            kinds[column] = "number"
+    return kinds
+
+
 def leaderboard_table(rows: Sequence[Mapping[str, Any]], promoted: set[str]) -> str:
     columns = [c for c in rows[0] if c not in LEADERBOARD_HIDDEN] if rows else []
     numeric = {c for c in columns if any(_number(r.get(c)) is not None for r in rows)}
     numeric -= {"trial_id", "status", "model", "error"}
     heads = "".join(_head(c, c in numeric) for c in columns)
+    kinds = _column_kinds(rows, numeric)
     body = "\n".join(
         ('<tr class="promoted">' if str(r.get("trial_id")) in promoted else "<tr>")
-        + "".join(_cell(r.get(c)) for c in columns)
+        + "".join(_cell(r.get(c), kinds.get(c, "score")) for c in columns)
         + "</tr>"
         for r in rows
     )

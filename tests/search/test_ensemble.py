@@ -120,3 +120,61 @@ def test_spec_round_trips_and_bad_json_names_the_file() -> None:
         EnsembleSpec.from_json('{"members": [], "class_names": []}', where="mismatch.json")
     with pytest.raises(ValueError, match="member 1 has probabilities of shape"):
         ensemble.mean_probabilities([np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 3, 1))])
+
+
+def test_greedy_from_a_given_start_keeps_it_alone_when_nothing_improves() -> None:
+    rng = np.random.default_rng(2)
+    truth = _truth()
+    good = np.clip(truth * 0.7 + rng.random(truth.shape) * 0.3, 0, 1).astype(np.float32)
+    bad = rng.random(truth.shape).astype(np.float32)
+    kept = ensemble.greedy_selection([bad, good], truth, start=1)
+    assert kept.counts == (0, 1)
+    assert kept.history == ((1, pytest.approx(ensemble.threshold_tuned_dice(good, truth))),)
+    # Started from the weak model, the strong one is added on top of it.
+    grown = ensemble.greedy_selection([bad, good], truth, start=0)
+    assert grown.history[0][0] == 0
+    assert grown.counts[1] >= 1
+    with pytest.raises(ValueError, match="start=2"):
+        ensemble.greedy_selection([bad, good], truth, start=2)
+
+
+@pytest.mark.parametrize("mixture_val, expect_mixture", [(0.90, False), (1.0, True)])
+def test_promotion_sets_aside_a_mixture_validation_scores_below_the_best_single(
+    monkeypatch: pytest.MonkeyPatch, mixture_val: float, expect_mixture: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from search import promote
+
+    truth = _truth()
+    half = np.arange(truth.shape[0]) < truth.shape[0] // 2
+    right = (truth * 0.9 + 0.05).astype(np.float32)
+    confused = np.full(truth.shape, 0.6, dtype=np.float32)
+    probs = [
+        np.where(half[:, None, None, None], right, confused),
+        np.where(half[:, None, None, None], confused, right),
+    ]
+    candidates = [SimpleNamespace(name="unet-a"), SimpleNamespace(name="deeplab-b")]
+    # Fully tuned validation scores of the singles: b is the best single model.
+    results = {
+        "unet-a": {"val": {"tuned": {"kaggle_dice": 0.80}}, "postprocess": "a"},
+        "deeplab-b": {"val": {"tuned": {"kaggle_dice": 0.95}}, "postprocess": "b"},
+    }
+    mixture = {"val": {"tuned": {"kaggle_dice": mixture_val}}, "postprocess": "mix"}
+    monkeypatch.setattr(promote, "evaluate", lambda *args, **kwargs: mixture)
+    split = SimpleNamespace(masks=truth)
+    selection, result, test_probs = promote.choose_ensemble(
+        candidates, results, probs, probs, split, split, class_names=("a", "b"), gate=False
+    )
+    # Greedy starts from the best single (b), then adds a: together they are perfect.
+    if expect_mixture:
+        assert selection.members == (0, 1)
+        assert selection.history[0][0] == 1
+        assert result is mixture and selection.rejected is None
+        np.testing.assert_allclose(test_probs, ensemble.mean_probabilities(probs, selection.counts))
+    else:
+        assert selection.counts == (0, 1)
+        assert result["postprocess"] == "b"
+        assert test_probs is probs[1]
+        assert "unet-a x1" in selection.rejected and "0.9000" in selection.rejected
+        assert "0.9500" in selection.rejected
