@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.config import require, run_cli
+from data.config import ConfigError, require, run_cli
 
 __all__ = ["main", "summarise"]
 
@@ -58,7 +58,9 @@ def summarise(leaderboard_csv: str | Path) -> dict[str, Any]:
         try:
             epochs += int(row["epochs"] or 0)
         except (KeyError, ValueError):
-            raise SystemExit(f"{path} line {number}: epochs={row.get('epochs')!r}") from None
+            raise ConfigError(
+                f"{path} line {number}: epochs={row.get('epochs')!r} is not a whole number"
+            ) from None
         trial_s += float(row.get("wall_s") or 0.0)
         if row.get("val_kaggle_dice"):
             best = max(best, float(row["val_kaggle_dice"]))

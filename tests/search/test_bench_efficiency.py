@@ -59,3 +59,10 @@ def test_missing_leaderboard_and_missing_prefix_are_named(tmp_path):
         bench_efficiency.main(["space=unet"])
     with pytest.raises(ConfigError, match="sets experiment"):
         bench_efficiency.main(["prefix=x", "experiment=y"])
+
+
+def test_a_bad_epochs_cell_names_the_file_and_line(tmp_path):
+    path = _board(tmp_path / "b.csv", [("a", 6, "TERMINATED", 0.71)])
+    path.write_text(path.read_text().replace(",6,", ",six,"))
+    with pytest.raises(ConfigError, match=r"b\.csv line 2: epochs='six' is not a whole number"):
+        bench_efficiency.summarise(path)
