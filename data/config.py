@@ -32,8 +32,10 @@ def compose(config_module: str, config_name: str, argv: Sequence[str]) -> Any:
 
     overrides = [a for a in argv if a.strip()]
     for arg in overrides:
-        if "=" not in arg:
-            raise ConfigError(f"argument {arg!r} is not of the form group=option or key=value")
+        if "=" not in arg and not arg.startswith("~"):  # ~key deletes a key, as in Hydra
+            raise ConfigError(
+                f"argument {arg!r} is not of the form group=option, key=value or ~key"
+            )
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=config_module, version_base=None):

@@ -122,3 +122,15 @@ def test_embedded_default_is_the_unet_grid_on_small_synthetic_images():
     # The override still reaches the dataset.
     cfg = run.plain(run.load_config(["dataset.height=128"]))
     assert cfg["dataset"]["height"] == 128
+
+
+def test_a_model_is_dropped_from_a_space_with_hydras_delete_syntax():
+    cfg = run.plain(
+        run.load_config(["space=paper", "~space.models.resunet", "~space.models.invresunet"])
+    )
+    run.validate(cfg)
+    models = {p["model"] for p in run.grid_points(cfg["space"])}
+    assert models == {"unet", "deeplabv3plus"}
+    assert len(run.grid_points(cfg["space"])) == 16 + 8
+    with pytest.raises(ConfigError, match="space.models.nope' does not exist"):
+        run.load_config(["~space.models.nope"])
