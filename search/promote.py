@@ -49,6 +49,7 @@ __all__ = [
     "promote",
     "checkpoint_dir",
     "hparam_columns",
+    "best_single",
     "choose_ensemble",
     "select_candidates",
 ]
@@ -508,6 +509,11 @@ def promote(
     return metrics
 
 
+def best_single(candidates: Sequence[Candidate], results: Mapping[str, Mapping[str, Any]]) -> int:
+    """Index of the best single model by fully tuned validation kaggle_dice (first on ties)."""
+    return int(np.argmax([results[c.name]["val"]["tuned"]["kaggle_dice"] for c in candidates]))
+
+
 def choose_ensemble(
     candidates: Sequence[Candidate],
     results: Mapping[str, Mapping[str, Any]],
@@ -528,7 +534,7 @@ def choose_ensemble(
     validation says is worse than its best member.
     """
     tuned_val = [results[c.name]["val"]["tuned"]["kaggle_dice"] for c in candidates]
-    best = int(np.argmax(tuned_val))  # first on ties, as in _metrics
+    best = best_single(candidates, results)
     selection = ensemble.greedy_selection(val_probs, val.masks, start=best)
     if len(selection.members) > 1:
         ens_val = ensemble.mean_probabilities(val_probs, selection.counts)
@@ -588,7 +594,7 @@ def _metrics(
         }
         for c in candidates
     ]
-    best = max(models, key=lambda m: m["val"]["tuned"]["kaggle_dice"])
+    best = models[best_single(candidates, results)]
     ens = {
         "members": [
             {"name": candidates[i].name, "weight": w}
