@@ -76,8 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    except RuntimeError:  # TensorFlow already started in this process (e.g. under pytest)
+        pass
+    threads = tf.config.threading.get_intra_op_parallelism_threads()  # what is in force
     for batch in args.batches:
         result = step_seconds(args.model, hparams, size=args.size, batch=batch, steps=args.steps)
         print(
@@ -87,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     **hparams,
                     "size": args.size,
                     "batch": batch,
-                    "threads": args.threads,
+                    "threads": threads,
                     **result,
                 }
             ),
