@@ -27,6 +27,8 @@ __all__ = [
     "count_examples",
     "iter_examples",
     "make_dataset",
+    "open_split",
+    "SplitRecords",
 ]
 
 CROP_MODES = ("random", "defect")
@@ -136,43 +138,127 @@ def make_dataset(
     - `limit`: use only the split's first `limit` records (before worker sharding).
     - `dtype`: "float32" (default), or "uint8" for an image in 0..255 and 0/1 masks when the
       model rescales itself.
-    - `cache`: "memory" keeps this worker's undecoded records in memory after the first
-      epoch, so later epochs skip reading and verifying the shards; "auto" does so when they
-      total at most AUTO_CACHE_BYTES; "none" streams every epoch from the shards.
+    - `cache`: see `open_split`.
     Images of different sizes need `crop` (or batch_size=1), else a ReaderError names them.
-    """
-    import tensorflow as tf
 
+    This is `open_split(...).dataset(...)`; a training loop that wants several epochs from
+    one in-memory copy of the records opens the split once and calls `dataset` per epoch.
+    """
+    records = open_split(uri, split, num_workers=num_workers, index=index, limit=limit, cache=cache)
+    return records.dataset(
+        batch_size=batch_size,
+        crop=crop,
+        crop_mode=crop_mode,
+        flip=flip,
+        shuffle=shuffle,
+        repeat=repeat,
+        seed=seed,
+        deterministic=deterministic,
+        drop_remainder=drop_remainder,
+        dtype=dtype,
+    )
+
+
+def open_split(
+    uri: str,
+    split: str,
+    *,
+    num_workers: int = 1,
+    index: int = 0,
+    limit: int | None = None,
+    cache: str = "auto",
+) -> SplitRecords:
+    """This worker's part of a split, read from the shards at most once when it is cached.
+
+    `cache`: "memory" keeps the part's undecoded records in memory once the first dataset
+    made from it has been read, so every later one (a training loop's next epoch) skips
+    reading and verifying the shards; "auto" does so when they total at most
+    AUTO_CACHE_BYTES; "none" streams from the shards every time.
+    """
     manifest = read_manifest(uri)
     info = split_info(manifest, split)
-    _check_options(manifest, split, batch_size, crop, crop_mode, dtype)
     _check_sharding(num_workers, index)
     _check_limit(limit)
     if cache not in CACHE_MODES:
         raise ReaderError(f"cache={cache!r}: expected one of {', '.join(CACHE_MODES)}")
     rows = info.rows if limit is None else min(info.rows, limit)
-    records = _records(manifest, split, rows, num_workers, index, shuffle, seed)
     part_bytes = sum(s.bytes for s in info.shards) * rows / max(info.rows, 1) / num_workers
-    if cache == "memory" or (cache == "auto" and part_bytes <= AUTO_CACHE_BYTES):
-        records = records.cache()
-    if shuffle:
-        records = records.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        records = records.repeat()
-    decode = _decoder(manifest, crop=crop, crop_mode=crop_mode, flip=flip, seed=seed)
-    examples = records.enumerate().map(
-        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-    )
-    batches = examples.batch(batch_size, drop_remainder=drop_remainder)
-    if dtype == "float32":
-        # Cast whole batches: the float32 tensors are written once, not again by batch().
-        batches = batches.map(
-            _to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    cached = cache == "memory" or (cache == "auto" and part_bytes <= AUTO_CACHE_BYTES)
+    return SplitRecords(manifest, split, rows, num_workers, index, cached)
+
+
+class SplitRecords:
+    """One worker's part of a split: `dataset(seed=...)` gives its batches for one pass.
+
+    Cached, the records are read in shard order once, the first time a dataset of this object
+    is iterated, and every dataset shuffles the whole part with its own seed; streamed, each
+    dataset reads the shards in a seeded order and mixes records within SHUFFLE_BUFFER. Either
+    way a dataset's batches depend on `seed` alone, not on how many came before it, so epoch
+    e of a resumed training run equals epoch e of an uninterrupted one.
+    """
+
+    def __init__(
+        self, manifest: Manifest, split: str, rows: int, num_workers: int, index: int, cached: bool
+    ) -> None:
+        self.manifest = manifest
+        self.split = split
+        self.rows = rows
+        self.num_workers = num_workers
+        self.index = index
+        self.cached = cached
+        self.examples = len(range(index, rows, num_workers))
+        self._cache = None
+        if cached:
+            records = _records(manifest, split, rows, num_workers, index, False, 0)
+            self._cache = records.cache()
+
+    def dataset(
+        self,
+        *,
+        batch_size: int,
+        crop: tuple[int, int] | None = None,
+        crop_mode: str = "random",
+        flip: bool = False,
+        shuffle: bool = False,
+        repeat: bool = False,
+        seed: int = 0,
+        deterministic: bool = False,
+        drop_remainder: bool = False,
+        dtype: str = "float32",
+    ) -> Any:
+        """A tf.data.Dataset of (image (B,H,W,1), masks (B,H,W,C)); see `make_dataset`."""
+        import tensorflow as tf
+
+        manifest = self.manifest
+        _check_options(manifest, self.split, batch_size, crop, crop_mode, dtype)
+        if self._cache is not None:
+            records = self._cache
+            if shuffle:  # the whole part is in memory: shuffle all of it
+                records = records.shuffle(
+                    max(1, self.examples), seed=seed, reshuffle_each_iteration=True
+                )
+        else:
+            records = _records(
+                manifest, self.split, self.rows, self.num_workers, self.index, shuffle, seed
+            )
+            if shuffle:
+                records = records.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            records = records.repeat()
+        decode = _decoder(manifest, crop=crop, crop_mode=crop_mode, flip=flip, seed=seed)
+        examples = records.enumerate().map(
+            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
-    options = tf.data.Options()
-    options.deterministic = deterministic
-    options.experimental_optimization.map_parallelization = True
-    return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
+        batches = examples.batch(batch_size, drop_remainder=drop_remainder)
+        if dtype == "float32":
+            # Cast whole batches: the float32 tensors are written once, not again by batch().
+            batches = batches.map(
+                _to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+            )
+        options = tf.data.Options()
+        options.deterministic = deterministic
+        options.experimental_optimization.map_parallelization = True
+        return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def _check_options(

@@ -11,11 +11,12 @@ from models import losses as _losses  # noqa: F401
 from models import metrics as _metrics  # noqa: F401
 from models.hparams import PRECISIONS, HParam, HParamError
 from models.outputs import probabilities
-from models.precision import wrap_optimizer
+from models.precision import PRECISION_CHOICES, resolve_precision, wrap_optimizer
 from models.registry import build_model, hparam_spec, load_model, model_names, resolve_hparams
 
 __all__ = [
     "PRECISIONS",
+    "PRECISION_CHOICES",
     "HParam",
     "HParamError",
     "build_model",
@@ -24,5 +25,6 @@ __all__ = [
     "model_names",
     "probabilities",
     "resolve_hparams",
+    "resolve_precision",
     "wrap_optimizer",
 ]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from keras import layers
 
+from models.layers import DilatedConv2D
+
 __all__ = [
     "ACTIVATIONS",
     "MCAD_DILATIONS",
@@ -111,7 +113,8 @@ def mcad(x, filters: int, *, variant: str = "basic", activation: str = "relu", n
     if variant not in MCAD_DILATIONS:
         raise ValueError(f"MCAD variant {variant!r} is not one of {', '.join(MCAD_DILATIONS)}")
     for index, rate in enumerate(MCAD_DILATIONS[variant], start=1):
-        x = layers.Conv2D(
+        # DilatedConv2D: Conv2D's weights and output, without TF's slow dilated CPU path.
+        x = DilatedConv2D(
             filters, 3, padding="same", dilation_rate=rate, name=f"{name}_conv{index}"
         )(x)
         x = activation_layer(activation, name=f"{name}_act{index}")(x)

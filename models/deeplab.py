@@ -114,7 +114,7 @@ def build_deeplabv3plus(
     alpha: float,
     aspp_filters: int,
 ) -> keras.Model:
-    """MobileNetV2 -> ASPP -> x4 upsample + low-level skip -> two separable convs -> x4 -> logits."""
+    """MobileNetV2 -> ASPP -> x4 upsample + low-level skip -> two separable convs -> logits -> x4."""
     inputs = keras.Input(shape=input_shape, name="image")
     padded = PadToMultiple(OUTPUT_STRIDE, name="pad")(inputs)
     features, low_level = mobilenet_v2_backbone(padded, alpha=alpha)
@@ -125,7 +125,10 @@ def build_deeplabv3plus(
     x = layers.Concatenate(name="decoder_concat")([x, skip])
     x = separable_conv_bn(x, aspp_filters, name="decoder_sep1")
     x = separable_conv_bn(x, aspp_filters, name="decoder_sep2")
+    # As in DeepLabV3+, classify at stride 4 and upsample the logits. Upsampling the
+    # 256-channel features and classifying at full size instead cost 4 s of a 6 s CPU step
+    # (alpha 0.25, batch 16, 200x200), for the same parameters.
+    x = logits_head(x, num_classes=num_classes, name="logits_stride4")
     x = ResizeToMatch(name="decoder_up_final")([x, padded])
-    x = CropToMatch(name="crop")([x, inputs])
-    outputs = logits_head(x, num_classes=num_classes)
+    outputs = CropToMatch(name="logits", dtype="float32")([x, inputs])
     return keras.Model(inputs, outputs, name="deeplabv3plus")

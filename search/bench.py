@@ -27,8 +27,9 @@ __all__ = ["main", "plain_fit"]
 def plain_fit(argv: Sequence[str]) -> float:
     """Train the first grid point with model.fit alone; returns the seconds it took."""
     started = time.perf_counter()
+    from models import resolve_precision
     from search import run
-    from search.trainable import _configure_tensorflow, _dataset, _new_model
+    from search.trainable import _configure_tensorflow, _new_model, epoch_batches, open_splits
 
     cfg = run.plain(run.load_config(argv))
     run.validate(cfg)
@@ -36,11 +37,13 @@ def plain_fit(argv: Sequence[str]) -> float:
     uri, manifest = run.prepare_shards(cfg, experiment_dir)
     plan = run.make_plan(cfg, shards=uri, class_names=manifest.class_names)
     _configure_tensorflow(int(plan.settings["threads"]))
-    model = _new_model(plan.points[0], plan.settings)
+    precision = resolve_precision(plan.settings["train"]["precision"])
+    model = _new_model(plan.points[0], plan.settings, precision)
+    records, val = open_splits(plan.settings)
     for epoch in range(plan.epochs):
         model.fit(
-            _dataset(plan.settings, "train", epoch=epoch),
-            validation_data=_dataset(plan.settings, "val", epoch=0),
+            epoch_batches(records, plan.settings, epoch),
+            validation_data=val,
             initial_epoch=epoch,
             epochs=epoch + 1,
             shuffle=False,

@@ -77,7 +77,7 @@ def _optional_int(value: Any, key: str) -> None:
 
 
 def validate_train(train: Mapping[str, Any]) -> None:
-    from models import PRECISIONS
+    from models import PRECISION_CHOICES
 
     _positive_int(train["epochs"], "train.epochs")
     _positive_int(train["batch_size"], "train.batch_size")
@@ -108,8 +108,8 @@ def validate_train(train: Mapping[str, Any]) -> None:
     _optional_int(train["limit_train"], "train.limit_train")
     _optional_int(train["limit_val"], "train.limit_val")
     require(
-        train["precision"] in PRECISIONS,
-        f"train.precision={train['precision']!r}: expected one of {', '.join(PRECISIONS)}",
+        train["precision"] in PRECISION_CHOICES,
+        f"train.precision={train['precision']!r}: expected one of {', '.join(PRECISION_CHOICES)}",
     )
 
 
@@ -272,6 +272,8 @@ def prepare_shards(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[str, A
 
 
 def write_experiment(plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any) -> None:
+    from models import resolve_precision
+
     record = {
         "experiment": plan.experiment,
         "shards": plan.shards,
@@ -283,6 +285,9 @@ def write_experiment(plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any) ->
         "grid_points": len(plan.points),
         "seed": plan.seed,
         "metric": "val_kaggle_dice",
+        # "auto" is resolved by each trial on its own machine (the leaderboard's precision
+        # column); this is what it resolves to on the driver's machine.
+        "precision": resolve_precision(cfg["train"]["precision"]),
         "command": "python -m search.run " + " ".join(sys.argv[1:]),
         "config": cfg,
     }

@@ -2,7 +2,7 @@
 
 A *point* is one trial's choice: `{"model": <architecture>, <hyperparameter>: value, ...}`.
 Its keys are the architecture's hyperparameters (`models.hparam_spec`) plus the training keys
-`loss` and `learning_rate`. Everything is validated here, before Ray starts.
+`loss`, `learning_rate` and `epochs` (a model's own budget, at most train.epochs). Everything is validated here, before Ray starts.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 # Searched like hyperparameters, but consumed by the optimiser and loss, not by build_model.
-TRAINING_KEYS = ("loss", "learning_rate")
+TRAINING_KEYS = ("loss", "learning_rate", "epochs")
 RANGE_KINDS = ("choice", "uniform", "loguniform", "int")
 SPACE_KEYS = ("name", "models")
 MODEL_KEYS = ("grid", "fixed", "ranges")
@@ -100,6 +100,14 @@ def _check_value(model: str, key: str, value: Any, where: str, train: Mapping) -
     if key == "learning_rate":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
         require(ok and math.isfinite(value), f"{where}={value!r}: expected a positive number")
+        return
+    if key == "epochs":
+        # train.epochs stays the longest budget: the scheduler's max_t and the resume check.
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        require(
+            ok and value <= int(train["epochs"]),
+            f"{where}={value!r}: expected an integer in 1..train.epochs={train['epochs']}",
+        )
         return
     spec = models.hparam_spec(model)
     valid = ", ".join(sorted(set(spec) | set(TRAINING_KEYS)))

@@ -20,7 +20,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NaNLossError", "train_segmentation", "CHECKPOINT_MODEL", "CHECKPOINT_STATE"]
+__all__ = [
+    "NaNLossError",
+    "train_segmentation",
+    "CHECKPOINT_MODEL",
+    "CHECKPOINT_STATE",
+    "epoch_batches",
+    "open_splits",
+]
 
 CHECKPOINT_MODEL = "model.keras"
 CHECKPOINT_STATE = "state.json"
@@ -60,7 +67,7 @@ def _optimizer(name: str, learning_rate: float) -> Any:
     raise ValueError(f"train.optimizer={name!r}: expected adam, adamw or sgd")
 
 
-def _new_model(point: Mapping[str, Any], settings: Mapping[str, Any]) -> Any:
+def _new_model(point: Mapping[str, Any], settings: Mapping[str, Any], precision: str) -> Any:
     import keras
 
     import models
@@ -74,14 +81,14 @@ def _new_model(point: Mapping[str, Any], settings: Mapping[str, Any]) -> Any:
         point["model"],
         input_shape=(None, None, 1),
         num_classes=len(settings["class_names"]),
-        precision=train["precision"],
+        precision=precision,
         **model_hparams(point),
     )
     learning_rate = float(point.get("learning_rate", train["learning_rate"]))
     model.compile(
         # Explicit loss scaling under mixed_float16, so a resumed trial keeps its optimizer state.
         optimizer=models.wrap_optimizer(
-            _optimizer(train["optimizer"], learning_rate), precision=train["precision"]
+            _optimizer(train["optimizer"], learning_rate), precision=precision
         ),
         loss=get_loss(point.get("loss", "bce")),
         metrics=dice_metrics(settings["class_names"]),
@@ -99,33 +106,37 @@ def _restore(checkpoint: Any) -> tuple[Any, int]:
     return model, int(state["epoch"])
 
 
-def _dataset(settings: Mapping[str, Any], split: str, *, epoch: int) -> Any:
-    from data.reader import make_dataset
+def open_splits(settings: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The trial's training records (read from the shards once, cached when they fit) and its
+    validation dataset: one input pipeline for the whole trial, not one per epoch."""
+    from data.reader import open_split
 
     train = settings["train"]
-    training = split == "train"
-    crop = train["crop"]
-    return make_dataset(
-        settings["shards"],
-        split,
-        batch_size=int(train["batch_size"]),
-        crop=tuple(crop) if (crop and training) else None,
-        crop_mode=train["crop_mode"],
-        flip=bool(train["flip"]) and training,
-        shuffle=training,
-        # Epoch e of a resumed trial sees the same order as epoch e of an uninterrupted one.
-        seed=int(settings["seed"]) * 100_003 + epoch,
-        deterministic=True,
-        limit=train["limit_train"] if training else train["limit_val"],
+    records = open_split(settings["shards"], "train", limit=train["limit_train"])
+    val = open_split(settings["shards"], "val", limit=train["limit_val"]).dataset(
+        batch_size=int(train["batch_size"]), deterministic=True
     )
+    return records, val
 
 
-def _split_rows(settings: Mapping[str, Any], split: str) -> int:
-    from data.shards import read_manifest
+def epoch_seed(settings: Mapping[str, Any], epoch: int) -> int:
+    return int(settings["seed"]) * 100_003 + epoch
 
-    rows = read_manifest(settings["shards"]).splits[split].rows
-    limit = settings["train"]["limit_train"]
-    return min(rows, int(limit)) if limit else rows
+
+def epoch_batches(records: Any, settings: Mapping[str, Any], epoch: int) -> Any:
+    """Epoch `epoch`'s training batches: a function of the seed and the epoch alone, so epoch
+    e of a resumed trial sees the same batches as epoch e of an uninterrupted one."""
+    train = settings["train"]
+    crop = train["crop"]
+    return records.dataset(
+        batch_size=int(train["batch_size"]),
+        crop=tuple(crop) if crop else None,
+        crop_mode=train["crop_mode"],
+        flip=bool(train["flip"]),
+        shuffle=True,
+        seed=epoch_seed(settings, epoch),
+        deterministic=True,
+    )
 
 
 def _reporter(**kwargs: Any) -> Any:
@@ -134,8 +145,9 @@ def _reporter(**kwargs: Any) -> Any:
 
     # Defined here so that importing this module (the driver does) does not import Keras.
     class Reporter(keras.callbacks.Callback):
-        def __init__(self, *, class_names, train_images, started, node_id):
+        def __init__(self, *, class_names, train_images, started, node_id, precision):
             super().__init__()
+            self.precision = precision
             self.class_names = list(class_names)
             self.train_images = train_images
             self.started = started
@@ -171,6 +183,7 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
         images_per_s=round(callback.train_images / max(seconds, 1e-9), 2),
         params=int(callback.model.count_params()),
         node_id=callback.node_id,
+        precision=callback.precision,
         pid=os.getpid(),
         gpu_ids=",".join(str(i) for i in ray.get_gpu_ids()),
         trial_started=callback.started,
@@ -191,22 +204,26 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
     import ray
     from ray import tune
 
+    from models import resolve_precision
+
+    precision = resolve_precision(settings["train"]["precision"])
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         model, done = _restore(checkpoint)
     else:
-        model, done = _new_model(point, settings), 0
+        model, done = _new_model(point, settings, precision), 0
+    records, val = open_splits(settings)
     reporter = _reporter(
         class_names=settings["class_names"],
-        train_images=_split_rows(settings, "train"),
+        train_images=records.examples,
         started=time.time(),
         node_id=ray.get_runtime_context().get_node_id(),
+        precision=precision,
     )
-    val = _dataset(settings, "val", epoch=0)
-    for epoch in range(done, int(settings["train"]["epochs"])):
-        keras.utils.set_random_seed(int(settings["seed"]) * 100_003 + epoch)
+    for epoch in range(done, int(point.get("epochs", settings["train"]["epochs"]))):
+        keras.utils.set_random_seed(epoch_seed(settings, epoch))
         model.fit(
-            _dataset(settings, "train", epoch=epoch),
+            epoch_batches(records, settings, epoch),
             validation_data=val,
             initial_epoch=epoch,
             epochs=epoch + 1,

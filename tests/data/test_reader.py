@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from data.prepare import prepare
-from data.reader import ReaderError, count_examples, iter_examples, make_dataset
+from data.reader import ReaderError, count_examples, iter_examples, make_dataset, open_split
 from data.sources.synthetic import render
 
 SYNTH = {
@@ -94,6 +94,57 @@ def test_cached_and_streamed_epochs_equal_the_source(shards: str, cache: str) ->
             np.round(images[got, ..., 0] * 255).astype(np.uint8), [e.image for e in expected]
         )
         np.testing.assert_array_equal(masks[got].astype(bool), [e.masks for e in expected])
+
+
+def _copy_shards(shards: str, to: Path) -> str:
+    import shutil
+
+    shutil.copytree(shards, to)
+    return str(to)
+
+
+def test_an_opened_split_reads_its_shards_once_across_epochs(shards: str, tmp_path: Path) -> None:
+    # A training loop opens the split once and asks for one dataset per epoch; with the
+    # records cached, epochs after the first never touch the shards: here they are gone.
+    uri = _copy_shards(shards, tmp_path / "shards")
+    records = open_split(uri, "train", cache="memory")
+    options = dict(batch_size=4, crop=(32, 32), flip=True, shuffle=True, deterministic=True)
+    first = _collect(records.dataset(seed=10, **options))
+    for shard in Path(uri).glob("*.arrow"):
+        shard.unlink()
+    assert not list(Path(uri).glob("*.arrow"))
+    second = _collect(records.dataset(seed=11, **options))
+    assert first[0].shape == second[0].shape
+    assert not np.array_equal(first[1], second[1])  # another epoch: another order and crops
+    # Streamed, the same second epoch needs the shards.
+    streamed = open_split(uri, "train", cache="none")
+    with pytest.raises(Exception, match="arrow|No such file|not found"):
+        _collect(streamed.dataset(seed=11, **options))
+
+
+def test_an_epoch_depends_on_its_seed_not_on_the_epochs_before(shards: str) -> None:
+    # Resume is epoch-exact: epoch 2 of a run that did epochs 0 and 1 equals epoch 2 of a run
+    # whose pipeline was opened just for it (a resumed trial).
+    options = dict(batch_size=3, crop=(24, 24), flip=True, shuffle=True, deterministic=True)
+    for cache in ("memory", "none"):
+        running = open_split(shards, "train", cache=cache)
+        for seed in (100, 101):
+            _collect(running.dataset(seed=seed, **options))
+        continued = _collect(running.dataset(seed=102, **options))
+        resumed = _collect(open_split(shards, "train", cache=cache).dataset(seed=102, **options))
+        np.testing.assert_array_equal(continued[0], resumed[0])
+        np.testing.assert_array_equal(continued[1], resumed[1])
+
+
+def test_a_cached_shuffle_draws_from_the_whole_split(shards: str) -> None:
+    records = open_split(shards, "train", cache="memory")
+    ids = []
+    for seed in range(6):
+        dataset = records.dataset(batch_size=1, shuffle=True, seed=seed, deterministic=True)
+        ids.append([float(image.numpy().mean()) for image, _ in dataset.take(1)][0])
+    # Six seeds, six different first images: the order is not one shard's run of records.
+    assert len(set(ids)) >= 5
+    assert records.examples == count_examples(shards, "train")
 
 
 def test_unknown_cache_mode_is_named(shards: str) -> None:

@@ -120,3 +120,37 @@ def test_deeplab_output_stride_16_low_level_skip_and_atrous_separable_aspp() -> 
     assert model.get_layer("block_14_depthwise").dilation_rate == (2, 2)
     assert model.get_layer("block_13_depthwise").strides == (1, 1)
     assert model.get_layer("stem_conv").kernel.shape[2] == 1  # one grey input channel
+
+
+@pytest.mark.parametrize("rate", [1, 2, 4, 8, 12])
+@pytest.mark.parametrize("size", [(3, 5), (7, 7), (13, 20)])
+def test_dilated_conv_equals_keras_conv2d(rate: int, size: tuple[int, int]) -> None:
+    import numpy as np
+
+    from models.layers import DilatedConv2D
+
+    rng = np.random.default_rng(rate)
+    x = rng.normal(size=(2, *size, 5)).astype("float32")
+    reference = keras.layers.Conv2D(6, 3, padding="same", dilation_rate=rate)
+    fast = DilatedConv2D(6, 3, padding="same", dilation_rate=rate)
+    reference.build(x.shape)
+    fast.build(x.shape)
+    fast.set_weights(reference.get_weights())
+    np.testing.assert_allclose(np.asarray(fast(x)), np.asarray(reference(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_dilated_conv_refuses_what_it_does_not_compute() -> None:
+    from models.layers import DilatedConv2D
+
+    with pytest.raises(ValueError, match="padding='same', strides 1"):
+        DilatedConv2D(4, 3, padding="valid", dilation_rate=2)
+    with pytest.raises(ValueError, match="strides"):
+        DilatedConv2D(4, 3, padding="same", strides=2)
+
+
+def test_mcad_uses_the_fast_dilated_conv() -> None:
+    from models.layers import DilatedConv2D
+
+    inputs = keras.Input((None, None, 8))
+    model = keras.Model(inputs, mcad(inputs, 8, name="m"))
+    assert all(isinstance(model.get_layer(f"m_conv{i}"), DilatedConv2D) for i in range(1, 7))

@@ -53,3 +53,20 @@ def test_optuna_space_draws_valid_points_of_every_model():
         if point["model"] == "deeplabv3plus":
             assert 0.1 <= point["alpha"] <= 0.75  # its range, not only the grid values
     assert seen == {"unet", "resunet", "invresunet", "deeplabv3plus"}
+
+
+def test_a_model_may_have_its_own_epoch_budget():
+    from search.spaces import grid_points, model_hparams, validate_space
+
+    space = {
+        "name": "mixed",
+        "models": {
+            "unet": {"grid": {"filters": [8]}, "fixed": {"epochs": 6}},
+            "deeplabv3plus": {"grid": {"alpha": [0.25]}, "fixed": {}},
+        },
+    }
+    validate_space(space, train={"epochs": 6})
+    points = {p["model"]: p for p in grid_points(space)}
+    assert points["unet"]["epochs"] == 6 and "epochs" not in points["deeplabv3plus"]
+    # A budget is a training key: it never reaches build_model.
+    assert "epochs" not in model_hparams(points["unet"])
