@@ -19,7 +19,14 @@ import numpy as np
 
 from data import rle
 
-__all__ = ["label_stats", "stats_from_rles", "labels_from_csv", "shard_stats", "main"]
+__all__ = [
+    "empty_prediction_score",
+    "label_stats",
+    "stats_from_rles",
+    "labels_from_csv",
+    "shard_stats",
+    "main",
+]
 
 
 def label_stats(
@@ -103,6 +110,33 @@ def _old_layout(path: Path, rows: list[list[str]]) -> tuple[np.ndarray, np.ndarr
     names = sorted({c for classes in index.values() for c in classes})
     areas = np.array([[classes.get(c, 0) for c in names] for classes in index.values()])
     return areas > 0, areas, [str(c) for c in names]
+
+
+def empty_prediction_score(uri: str, split: str, *, limit: int | None = None) -> dict[str, Any]:
+    """The score of predicting no defect anywhere on a split's first `limit` images.
+
+    Under the Kaggle metric an empty prediction scores 1 on an (image, class) pair whose mask
+    is empty and 0 on any other, so the score is the share of empty pairs, read from the RLE
+    column without decoding a pixel. Returns {"split", "images", "kaggle_dice", "per_class"}:
+    the floor any model's score on the same images must clear to have learned anything.
+    """
+    from data.shards import read_manifest, read_split_rles
+
+    manifest = read_manifest(uri)
+    rles = read_split_rles(manifest, split)
+    if limit is not None:
+        rles = rles[:limit]
+    if not rles:
+        raise ValueError(f"{uri}: split {split!r} has no images to score")
+    empty = np.array([[not text.strip() for text in row] for row in rles], dtype=bool)
+    return {
+        "split": split,
+        "images": int(empty.shape[0]),
+        "kaggle_dice": float(empty.mean()),
+        "per_class": {
+            name: float(empty[:, k].mean()) for k, name in enumerate(manifest.class_names)
+        },
+    }
 
 
 def shard_stats(uri: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from data.config import ConfigError, require, run_cli
+from search.leaderboard import BASELINE_STATUS
 
 __all__ = ["main", "summarise"]
 
@@ -49,7 +50,7 @@ def summarise(leaderboard_csv: str | Path) -> dict[str, Any]:
     path = Path(leaderboard_csv)
     require(path.is_file(), f"{path}: no leaderboard (did the search run?)")
     with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = [r for r in csv.DictReader(handle) if r.get("status") != BASELINE_STATUS]
     require(rows, f"{path}: the leaderboard has no trial")
     epochs = 0
     trial_s = 0.0

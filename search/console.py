@@ -14,7 +14,7 @@ from typing import Any
 
 from ray import tune
 
-from search.leaderboard import METRIC, TrialRecord, write_leaderboard
+from search.leaderboard import METRIC, TrialRecord, read_baseline, write_leaderboard
 
 __all__ = ["SearchProgress", "trial_record", "error_line", "status_line"]
 
@@ -52,11 +52,17 @@ def _point_label(point: Mapping[str, Any]) -> str:
 
 
 def status_line(
-    trials: Sequence[Any], *, total: int | None, ending: Any = None, ending_status: str = ""
+    trials: Sequence[Any],
+    *,
+    total: int | None,
+    ending: Any = None,
+    ending_status: str = "",
+    baseline: float | None = None,
 ) -> str:
-    """'12:00:01 running 2 | finished 5/16 | errored 0 | best 0.8123 unet filters=16 ...'.
+    """'12:00:01 running 2 | ... | best 0.8123 (+0.2142 over predict-nothing 0.5981) unet ...'.
 
     `ending` is a trial Tune is finishing right now: it still shows as RUNNING in `trials`.
+    `baseline` is the predict-nothing score on the same validation images.
     """
     counts = Counter(ending_status if t is ending else t.status for t in trials)
     best, best_point = None, None
@@ -74,7 +80,12 @@ def status_line(
         f"errored {counts.get('ERROR', 0)}"
     )
     if best is not None:
-        text += f" | best {METRIC} {best:.4f} ({_point_label(best_point)})"
+        text += f" | best {METRIC} {best:.4f}"
+        if baseline is not None:
+            text += f" ({best - baseline:+.4f} over predict-nothing {baseline:.4f})"
+        text += f" ({_point_label(best_point)})"
+    elif baseline is not None:
+        text += f" | predict-nothing {baseline:.4f}"
     return text
 
 
@@ -100,20 +111,37 @@ class SearchProgress(tune.Callback):
         self.interval_s = float(interval_s)
         self._last_print = 0.0
 
+    def _baseline(self) -> dict[str, Any] | None:
+        # Read from experiment.json, which search.run writes before every launch, rather than
+        # pickled with this callback: a search restored by Tune gets the callback it started
+        # with, perhaps from before baselines were recorded.
+        return read_baseline(self.experiment_dir)
+
     def _refresh(self, trials: Sequence[Any], changed: Any = None, status: str = "") -> None:
         records = [
             trial_record(t, status=status if (changed is not None and t is changed) else None)
             for t in trials
         ]
         write_leaderboard(
-            self.experiment_dir, records, class_names=self.class_names, title=self.title
+            self.experiment_dir,
+            records,
+            class_names=self.class_names,
+            title=self.title,
+            baseline=self._baseline(),
         )
 
     def _print(
         self, trials: Sequence[Any], prefix: str = "", ending: Any = None, status: str = ""
     ) -> None:
         self._last_print = time.monotonic()
-        line = status_line(trials, total=self.total, ending=ending, ending_status=status)
+        baseline = self._baseline()
+        line = status_line(
+            trials,
+            total=self.total,
+            ending=ending,
+            ending_status=status,
+            baseline=None if baseline is None else float(baseline["kaggle_dice"]),
+        )
         print(f"[search] {prefix}{line}", flush=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):

@@ -2,6 +2,10 @@
 
 Rows are rebuilt from what Tune wrote to disk (each trial's `result.json` and checkpoint
 `state.json`), so the same code serves the live refresh, the end of a search and a resumed one.
+
+Every leaderboard carries the predict-nothing baseline on the images the trials validate on:
+a `baseline` row (status BASELINE) ranked among the trials, and each trial's `lift` over it.
+A trial at or below that row has learned nothing the empty mask does not already score.
 """
 
 from __future__ import annotations
@@ -17,9 +21,19 @@ from typing import Any
 
 from search.spaces import TRAINING_KEYS, model_hparams
 
-__all__ = ["TrialRecord", "leaderboard_rows", "read_results", "write_leaderboard"]
+__all__ = [
+    "BASELINE_STATUS",
+    "METRIC",
+    "TrialRecord",
+    "baseline_row",
+    "leaderboard_rows",
+    "read_baseline",
+    "read_results",
+    "write_leaderboard",
+]
 
 METRIC = "val_kaggle_dice"
+BASELINE_STATUS = "BASELINE"  # the predict-nothing row's status: never a trial, never promoted
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,39 @@ def best_checkpoint(trial_dir: str | Path | None) -> str:
     return best
 
 
-def _trial_row(record: TrialRecord, class_names: Sequence[str]) -> dict[str, Any]:
+def read_baseline(experiment_dir: str | Path) -> dict[str, Any] | None:
+    """The predict-nothing score `search.run` recorded in experiment.json, if any."""
+    path = Path(experiment_dir) / "experiment.json"
+    try:
+        return json.loads(path.read_text()).get("baseline")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def baseline_row(baseline: Mapping[str, Any], class_names: Sequence[str]) -> dict[str, Any]:
+    """The leaderboard row of predicting no defect on the validation images."""
+    row: dict[str, Any] = {
+        "trial_id": "baseline",
+        "status": BASELINE_STATUS,
+        "model": "predict-nothing",
+        METRIC: float(baseline["kaggle_dice"]),
+        "lift": 0.0,
+    }
+    for name in class_names:
+        row[f"val_dice_{name}"] = float(baseline["per_class"][name])
+    return row
+
+
+def _lift(score: Any, baseline: Mapping[str, Any] | None) -> Any:
+    value = _score(score)
+    if baseline is None or not math.isfinite(value):
+        return ""
+    return round(value - float(baseline["kaggle_dice"]), 4)
+
+
+def _trial_row(
+    record: TrialRecord, class_names: Sequence[str], baseline: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     results = read_results(record.path)
     if record.last_result and "epoch" in record.last_result:
         results.append(dict(record.last_result))
@@ -90,6 +136,8 @@ def _trial_row(record: TrialRecord, class_names: Sequence[str]) -> dict[str, Any
     row.update(model_hparams(record.point))
     row["loss"] = record.point.get("loss", "")
     row[METRIC] = best.get(METRIC, "")
+    if baseline is not None:
+        row["lift"] = _lift(row[METRIC], baseline)
     for name in class_names:
         row[f"val_dice_{name}"] = best.get(f"val_dice_{name}", "")
     row["val_loss"] = best.get("val_loss", "")
@@ -99,6 +147,7 @@ def _trial_row(record: TrialRecord, class_names: Sequence[str]) -> dict[str, Any
     row["wall_s"] = round(float(last["time_total_s"]), 1) if "time_total_s" in last else ""
     row["device_s"] = round(sum(float(r.get("epoch_s", 0.0)) for r in by_epoch.values()), 1)
     row["learning_rate"] = record.point.get("learning_rate", "")
+    row["precision"] = str(last.get("precision", ""))
     row["node"] = str(last.get("node_id", ""))[:12]
     row["checkpoint"] = best_checkpoint(record.path)
     row["error"] = " ".join(record.error.split())[:300]
@@ -106,11 +155,19 @@ def _trial_row(record: TrialRecord, class_names: Sequence[str]) -> dict[str, Any
 
 
 def leaderboard_rows(
-    records: Iterable[TrialRecord], *, class_names: Sequence[str]
+    records: Iterable[TrialRecord],
+    *,
+    class_names: Sequence[str],
+    baseline: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per trial, best val_kaggle_dice first (unscored trials last), same columns."""
-    rows = [_trial_row(r, class_names) for r in records]
-    rows.sort(key=lambda r: (-_score(r[METRIC]), r["trial_id"]))
+    """One row per trial, best val_kaggle_dice first (unscored trials last), same columns.
+
+    With a `baseline`, its row is ranked among the trials, above those that tie with it.
+    """
+    rows = [_trial_row(r, class_names, baseline) for r in records]
+    if baseline is not None:
+        rows.append(baseline_row(baseline, class_names))
+    rows.sort(key=lambda r: (-_score(r[METRIC]), r["status"] != BASELINE_STATUS, r["trial_id"]))
     columns = _columns(rows)
     return [{c: row.get(c, "") for c in columns} for row in rows]
 
@@ -122,6 +179,8 @@ def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     tail: list[str] = []
     for row in rows:
         keys = list(row)
+        if "loss" not in keys:  # the baseline row: metrics only
+            keys.insert(3, "loss")
         for key in keys[3 : keys.index("loss")]:
             if key not in hparams and key not in TRAINING_KEYS:
                 hparams.append(key)
@@ -137,9 +196,34 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-def _markdown(rows: Sequence[Mapping[str, Any]], title: str) -> str:
+def _summary(rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None) -> str:
+    if baseline is None:
+        return ""
+    text = (
+        f"Predict-nothing baseline on the same {baseline['images']} {baseline['split']} images: "
+        f"**{float(baseline['kaggle_dice']):.4f}**."
+    )
+    trials = [
+        r for r in rows if r["status"] != BASELINE_STATUS and _lift(r[METRIC], baseline) != ""
+    ]
+    if trials:
+        best = max(trials, key=lambda r: _score(r[METRIC]))
+        above = sum(1 for r in trials if float(r["lift"]) > 0)
+        text += (
+            f" Best trial {best['trial_id']}: {float(best[METRIC]):.4f} "
+            f"({float(best['lift']):+.4f}); {above} of {len(trials)} scored trials beat it."
+        )
+    return text
+
+
+def _markdown(
+    rows: Sequence[Mapping[str, Any]], title: str, baseline: Mapping[str, Any] | None = None
+) -> str:
     lines = [f"# Leaderboard: {title}", ""]
-    if not rows:
+    summary = _summary(rows, baseline)
+    if summary:
+        lines += [summary, ""]
+    if not any(r["status"] != BASELINE_STATUS for r in rows):
         return "\n".join(lines + ["(no trials yet)", ""])
     columns = list(rows[0])
     lines.append("| " + " | ".join(columns) + " |")
@@ -161,13 +245,14 @@ def write_leaderboard(
     *,
     class_names: Sequence[str],
     title: str,
+    baseline: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Write leaderboard.csv and leaderboard.md; returns the rows."""
+    """Write leaderboard.csv and leaderboard.md; returns the rows (the baseline's included)."""
     import io
 
     folder = Path(experiment_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    rows = leaderboard_rows(records, class_names=class_names)
+    rows = leaderboard_rows(records, class_names=class_names, baseline=baseline)
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
@@ -176,5 +261,5 @@ def write_leaderboard(
     else:
         buffer.write("trial_id,status,model,loss,val_kaggle_dice,checkpoint,error\n")
     _replace(folder / "leaderboard.csv", buffer.getvalue())
-    _replace(folder / "leaderboard.md", _markdown(rows, title))
+    _replace(folder / "leaderboard.md", _markdown(rows, title, baseline))
     return rows

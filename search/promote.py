@@ -39,6 +39,7 @@ import numpy as np
 
 from data.config import ConfigError, run_cli
 from search import ensemble, postprocess
+from search.leaderboard import BASELINE_STATUS
 from search.predict import ModelLoadError, load_keras_model, model_probabilities, parse_overrides
 
 __all__ = [
@@ -612,6 +613,7 @@ def _metrics(
         **entry(ens_result),
     }
     best_test = best["test"]
+    nothing = {split: empty_score(data) for split, data in (("val", val), ("test", test))}
     return {
         "experiment": experiment_dir.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -624,7 +626,14 @@ def _metrics(
         "models": models,
         "ensemble": ens,
         "best_single": best["name"],
+        # Predicting no defect on the same val and test images: what every score must clear.
+        "baseline": nothing,
         "gains_on_test": {
+            "baseline": nothing["test"]["kaggle_dice"],
+            "best_single_raw_lift": best_test["raw"]["kaggle_dice"]
+            - nothing["test"]["kaggle_dice"],
+            "ensemble_tuned_lift": ens["test"]["tuned"]["kaggle_dice"]
+            - nothing["test"]["kaggle_dice"],
             "best_single_raw": best_test["raw"]["kaggle_dice"],
             "best_single_tuned": best_test["tuned"]["kaggle_dice"],
             "ensemble_raw": ens["test"]["raw"]["kaggle_dice"],
@@ -692,6 +701,16 @@ def _write_final(
     return final
 
 
+def empty_score(split: Split) -> dict[str, Any]:
+    """Predicting no defect on a loaded split: the Kaggle metric of all-empty masks."""
+    empty = ~split.masks.any(axis=(1, 2))  # (N, C): True where the truth is empty too
+    return {
+        "images": int(empty.shape[0]),
+        "kaggle_dice": float(empty.mean()),
+        "per_class": [float(v) for v in empty.mean(axis=0)],
+    }
+
+
 def _updated_leaderboard(
     rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
@@ -710,8 +729,22 @@ def _updated_leaderboard(
             "test_kaggle_dice_tuned": entry["test"]["tuned"]["kaggle_dice"] if entry else None,
         }
 
+    nothing = metrics["baseline"]
+    baseline_scores = {
+        "promoted": False,
+        "val_kaggle_dice_tuned": nothing["val"]["kaggle_dice"],
+        "test_kaggle_dice_raw": nothing["test"]["kaggle_dice"],
+        "test_kaggle_dice_tuned": nothing["test"]["kaggle_dice"],
+    }
     board = [
-        {**{k: _plain(v) for k, v in row.items()}, **scores(by_trial.get(str(row["trial_id"])))}
+        {
+            **{k: _plain(v) for k, v in row.items()},
+            **(
+                baseline_scores
+                if row.get("status") == BASELINE_STATUS
+                else scores(by_trial.get(str(row["trial_id"])))
+            ),
+        }
         for row in sorted(rows, key=lambda r: -(_plain(r.get("val_kaggle_dice")) or -1.0))
     ]
     ens = metrics["ensemble"]
@@ -768,7 +801,8 @@ def main(argv: Sequence[str]) -> int:
     print(
         f"promoted {len(metrics['models'])} model(s) to {experiment_dir / 'final'}; test "
         f"kaggle_dice: best single {gains['best_single_raw']:.4f} raw / "
-        f"{gains['best_single_tuned']:.4f} tuned, ensemble {gains['ensemble_tuned']:.4f}"
+        f"{gains['best_single_tuned']:.4f} tuned, ensemble {gains['ensemble_tuned']:.4f}; "
+        f"predict-nothing {gains['baseline']:.4f}"
     )
     return 0
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from data.config import ConfigError, run_cli
+from search.leaderboard import BASELINE_STATUS
 from search.predict import parse_overrides
 from search.promote import hparam_columns, load_leaderboard, resolve_experiment
 
@@ -77,6 +78,7 @@ td.text, th.text { text-align: left; }
 .scores td.big { font-size: 1.3rem; font-weight: 600; }
 .wrap { overflow-x: auto; } img.plot { max-width: 100%; border: 1px solid #eee; }
 .note { color: #a60; } tr.promoted td { background: #eef7ee; }
+tr.baseline td { background: #e8e8e8; font-style: italic; } .scores td.lift { color: #265; }
 """
 
 
@@ -374,6 +376,37 @@ def _column_kinds(rows: Sequence[Mapping[str, Any]], numeric: set[str]) -> dict[
     return kinds
 
 
+def _row_start(row: Mapping[str, Any], promoted: set[str]) -> str:
+    if row.get("status") == BASELINE_STATUS:
+        return '<tr class="baseline">'
+    return '<tr class="promoted">' if str(row.get("trial_id")) in promoted else "<tr>"
+
+
+def baseline_note(rows: Sequence[Mapping[str, Any]], experiment: Mapping[str, Any]) -> str:
+    """One line: the predict-nothing score on the search's validation images, and the lift."""
+    baseline = experiment.get("baseline")
+    if not baseline:
+        return (
+            '<p class="note" id="baseline">This search recorded no predict-nothing baseline '
+            "(experiment.json predates it): rerun search.run to add it.</p>"
+        )
+    scores = [_number(r.get("val_kaggle_dice")) for r in rows]
+    scores = [v for v in scores if v is not None]
+    text = (
+        f'<p id="baseline">Predicting no defect scores <b>{baseline["kaggle_dice"]:.4f}</b> on '
+        f"the {baseline['images']} {html.escape(str(baseline['split']))} images every trial "
+        "validated on (the grey row below)"
+    )
+    if scores:
+        lift = max(scores) - float(baseline["kaggle_dice"])
+        above = sum(1 for v in scores if v > float(baseline["kaggle_dice"]))
+        text += (
+            f"; the best trial scores {max(scores):.4f} ({lift:+.4f}), and {above} of "
+            f"{len(scores)} trials beat it"
+        )
+    return text + ".</p>"
+
+
 def leaderboard_table(rows: Sequence[Mapping[str, Any]], promoted: set[str]) -> str:
     columns = [c for c in rows[0] if c not in LEADERBOARD_HIDDEN] if rows else []
     numeric = {c for c in columns if any(_number(r.get(c)) is not None for r in rows)}
@@ -381,7 +414,7 @@ def leaderboard_table(rows: Sequence[Mapping[str, Any]], promoted: set[str]) -> 
     heads = "".join(_head(c, c in numeric) for c in columns)
     kinds = _column_kinds(rows, numeric)
     body = "\n".join(
-        ('<tr class="promoted">' if str(r.get("trial_id")) in promoted else "<tr>")
+        _row_start(r, promoted)
         + "".join(_cell(r.get(c), kinds.get(c, "score")) for c in columns)
         + "</tr>"
         for r in rows
@@ -415,15 +448,21 @@ def scores_section(metrics: Mapping[str, Any] | None) -> str:
         ("ensemble, raw", members, gains["ensemble_raw"]),
         ("ensemble, tuned post-processing", members, gains["ensemble_tuned"]),
     ]
+    baseline = gains.get("baseline")
+    if baseline is not None:
+        rows.append(("predict nothing (the baseline)", "no model", baseline))
     body = "".join(
         f'<tr><td class="text">{html.escape(what)}</td><td class="text">{html.escape(who)}</td>'
-        f'<td class="big">{score:.4f}</td></tr>'
+        f'<td class="big">{score:.4f}</td>'
+        + (f'<td class="lift">{score - baseline:+.4f}</td>' if baseline is not None else "")
+        + "</tr>"
         for what, who, score in rows
     )
+    lift_head = "<th>lift over predict-nothing</th>" if baseline is not None else ""
     return (
         '<table class="scores" id="scores"><thead><tr><th class="text">test split '
         f'({metrics["splits"]["test"]} images)</th><th class="text">model</th>'
-        f"<th>Kaggle Dice</th></tr></thead><tbody>{body}</tbody></table>"
+        f"<th>Kaggle Dice</th>{lift_head}</tr></thead><tbody>{body}</tbody></table>"
         f"<p>Post-processing gained {gains['postprocess_gain']:+.4f} on the best single model; "
         f"the ensemble gained {gains['ensemble_gain_over_best_single_tuned']:+.4f} over it "
         f"(both tuned), {gains['total_gain_over_best_single_raw']:+.4f} in all. "
@@ -470,7 +509,8 @@ def cost_section(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any] |
 def build_report(experiment_dir: Path) -> str:
     """The report's HTML for an experiment folder."""
     experiment_dir = Path(experiment_dir)
-    rows = load_leaderboard(experiment_dir)
+    board = load_leaderboard(experiment_dir)  # the trials and the baseline row
+    rows = [r for r in board if r.get("status") != BASELINE_STATUS]
     experiment = _read_json(experiment_dir / "experiment.json") or {}
     metrics = _read_json(experiment_dir / "final" / "metrics.json")
     curves = learning_curves(experiment_dir)
@@ -483,8 +523,10 @@ def build_report(experiment_dir: Path) -> str:
         f" · report written {datetime.now(UTC).isoformat(timespec='seconds')}</p>",
         "<h2>Final scores</h2>",
         scores_section(metrics),
-        "<h2>Leaderboard</h2><p>Click a column to sort. Promoted trials are green.</p>",
-        leaderboard_table(rows, promoted),
+        "<h2>Leaderboard</h2>",
+        baseline_note(rows, experiment),
+        "<p>Click a column to sort. Promoted trials are green.</p>",
+        leaderboard_table(board, promoted),
         "<h2>Learning curves</h2>",
         plot_learning_curves(curves, models)
         if curves

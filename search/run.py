@@ -272,6 +272,7 @@ def prepare_shards(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[str, A
 
 
 def write_experiment(plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any) -> None:
+    from data.stats import empty_prediction_score
     from models import resolve_precision
 
     record = {
@@ -285,6 +286,8 @@ def write_experiment(plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any) ->
         "grid_points": len(plan.points),
         "seed": plan.seed,
         "metric": "val_kaggle_dice",
+        # Predicting no defect on the very images the trials validate on: the floor to clear.
+        "baseline": empty_prediction_score(plan.shards, "val", limit=cfg["train"]["limit_val"]),
         # "auto" is resolved by each trial on its own machine (the leaderboard's precision
         # column); this is what it resolves to on the driver's machine.
         "precision": resolve_precision(cfg["train"]["precision"]),

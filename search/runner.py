@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.leaderboard import METRIC, write_leaderboard
+from search.leaderboard import METRIC, read_baseline, write_leaderboard
 
 __all__ = ["SearchPlan", "SearchOutcome", "build_tuner", "run_search", "trial_dirname"]
 
@@ -227,7 +227,11 @@ def final_leaderboard(plan: SearchPlan) -> SearchOutcome:
     analysis = tune.ExperimentAnalysis(str(plan.tune_dir))
     records = [trial_record(t) for t in analysis.trials]
     rows = write_leaderboard(
-        plan.experiment_dir, records, class_names=plan.class_names, title=plan.experiment
+        plan.experiment_dir,
+        records,
+        class_names=plan.class_names,
+        title=plan.experiment,
+        baseline=read_baseline(plan.experiment_dir),
     )
     if plan.prune_checkpoints:
         prune_checkpoints(rows)

@@ -91,3 +91,71 @@ def test_cli_names_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[s
     new_layout.write_text("ImageId,ClassId,EncodedPixels\na.jpg,1,1 2\n")
     assert main(["--labels", str(new_layout)]) == 2
     assert "omits clean images" in capsys.readouterr().err
+
+
+def test_empty_prediction_score_is_the_metric_of_an_all_empty_prediction(tmp_path: Path) -> None:
+    from data.reader import iter_examples
+    from data.stats import empty_prediction_score
+    from models.metrics import kaggle_dice, per_class_dice
+
+    dataset = {
+        "name": "synthetic",
+        "source": "synthetic",
+        "root": None,
+        "class_names": ["pits", "scratches", "patches", "blobs"],
+        "num_images": 60,
+        "height": 32,
+        "width": 48,
+        "seed": 3,
+        "clean_fraction": 0.3,
+        "max_images": None,
+        "split": {
+            "seed": 1,
+            "test_fraction": 0.2,
+            "val_fraction": 0.3,
+            "keep_clean": True,
+            "use_source_splits": False,
+        },
+    }
+    uri = str(tmp_path / "shards")
+    prepare(dataset, out=uri)
+    for limit in (None, 5):
+        score = empty_prediction_score(uri, "val", limit=limit)
+        truth = np.stack([e.masks for e in iter_examples(uri, "val", limit=limit)])
+        nothing = np.zeros_like(truth)
+        assert score["images"] == len(truth)
+        assert score["kaggle_dice"] == pytest.approx(kaggle_dice(truth, nothing))
+        assert list(score["per_class"].values()) == pytest.approx(
+            list(per_class_dice(truth, nothing))
+        )
+        assert 0.0 < score["kaggle_dice"] < 1.0  # some defects, some empty pairs
+
+
+def test_empty_prediction_score_on_neu_seg(neu_seg: Path, tmp_path: Path) -> None:
+    from data.stats import empty_prediction_score
+
+    dataset = {
+        "name": "neu-seg",
+        "source": "folder",
+        "root": str(neu_seg),
+        "image_dir": "img_dir",
+        "mask_dir": "ann_dir",
+        "image_suffixes": [".jpg"],
+        "mask_suffix": ".png",
+        "class_names": ["inclusion", "patches", "scratches"],
+        "max_images": None,
+        "split": {
+            "seed": 42,
+            "test_fraction": 0.1,
+            "val_fraction": 0.05,
+            "use_source_splits": True,
+            "keep_clean": True,
+        },
+    }
+    uri = str(tmp_path / "shards")
+    prepare(dataset, out=uri)
+    # DESIGN.md's figures: predicting nothing scores 0.5981 on val and 0.6003 on test.
+    assert empty_prediction_score(uri, "val")["kaggle_dice"] == pytest.approx(0.5981, abs=5e-5)
+    assert empty_prediction_score(uri, "test")["kaggle_dice"] == pytest.approx(0.6003, abs=5e-5)
+    with pytest.raises(ValueError, match="split 'nope'"):
+        empty_prediction_score(uri, "nope")

@@ -101,8 +101,12 @@ def build_experiment(folder: Path, neu_seg: Path) -> Path:
     folder.mkdir(parents=True)
     shards = folder.parent / f"{folder.name}-shards"
     prepare_shards(copy_neu_seg_subset(neu_seg, folder.parent / "neu-seg-subset"), shards)
+    from data.stats import empty_prediction_score
+    from search.leaderboard import baseline_row
+
     manifest = read_manifest(str(shards))
     classes = list(manifest.class_names)
+    baseline = empty_prediction_score(str(shards), "val")
     (folder / "experiment.json").write_text(
         json.dumps(
             {
@@ -111,6 +115,7 @@ def build_experiment(folder: Path, neu_seg: Path) -> Path:
                 "shards": str(shards),
                 "class_names": classes,
                 "seed": 0,
+                "baseline": baseline,
             }
         )
     )
@@ -134,6 +139,7 @@ def build_experiment(folder: Path, neu_seg: Path) -> Path:
                 **hparams,
                 "loss": loss,
                 "val_kaggle_dice": best["val_kaggle_dice"],
+                "lift": best["val_kaggle_dice"] - baseline["kaggle_dice"],
                 "best_epoch": best["epoch"],
                 "epochs": EPOCHS,
                 "params": model.count_params(),
@@ -157,6 +163,8 @@ def build_experiment(folder: Path, neu_seg: Path) -> Path:
             "error": "loss became NaN at epoch 1",
         }
     )
+    nothing = baseline_row(baseline, classes)
+    rows.append({k: nothing.get(k, "") for k in rows[0]})
     with (folder / "leaderboard.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

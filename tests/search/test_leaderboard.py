@@ -75,3 +75,70 @@ def test_unflushed_last_result_counts(tmp_path):
     record = TrialRecord("t1", "TERMINATED", {"model": "unet"}, str(folder), last_result=last)
     (row,) = write_leaderboard(tmp_path, [record], class_names=CLASSES, title="x")
     assert row["epochs"] == 2 and row["val_kaggle_dice"] == 0.8 and row["best_epoch"] == 2
+
+
+BASELINE = {"split": "val", "images": 20, "kaggle_dice": 0.6, "per_class": {"a": 0.7, "b": 0.5}}
+
+
+def test_baseline_row_is_ranked_among_the_trials_with_each_trials_lift(tmp_path):
+    good = _trial(tmp_path, "unet_1", [0.5, 0.9], kept=[2])
+    flat = _trial(tmp_path, "unet_2", [0.6], kept=[1])  # ties the baseline: learned nothing
+    worse = _trial(tmp_path, "unet_3", [0.2], kept=[1])
+    records = [
+        TrialRecord("t1", "TERMINATED", {"model": "unet", "filters": 8, "loss": "bce"}, str(good)),
+        TrialRecord("t2", "TERMINATED", {"model": "unet", "filters": 16, "loss": "bce"}, str(flat)),
+        TrialRecord(
+            "t3", "TERMINATED", {"model": "unet", "filters": 32, "loss": "bce"}, str(worse)
+        ),
+        TrialRecord("t4", "ERROR", {"model": "unet", "filters": 64, "loss": "bce"}, None, "Boom"),
+    ]
+    rows = write_leaderboard(tmp_path, records, class_names=CLASSES, title="x", baseline=BASELINE)
+    # The baseline sits above the trial that ties it: every row below it learned nothing.
+    assert [r["trial_id"] for r in rows] == ["t1", "baseline", "t2", "t3", "t4"]
+    base = rows[1]
+    assert (base["status"], base["model"]) == ("BASELINE", "predict-nothing")
+    assert (base["val_kaggle_dice"], base["val_dice_a"], base["val_dice_b"]) == (0.6, 0.7, 0.5)
+    assert base["checkpoint"] == "" and base["filters"] == ""
+    assert [r["lift"] for r in rows] == [0.3, 0.0, 0.0, -0.4, ""]
+    assert list(rows[0]).index("lift") == list(rows[0]).index("val_kaggle_dice") + 1
+
+    with open(tmp_path / "leaderboard.csv") as handle:
+        written = {r["trial_id"]: r for r in csv.DictReader(handle)}
+    assert written["baseline"]["status"] == "BASELINE"
+    assert written["t1"]["lift"] == "0.3"
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    assert "Predict-nothing baseline on the same 20 val images: **0.6000**." in markdown
+    assert "Best trial t1: 0.9000 (+0.3000); 1 of 3 scored trials beat it." in markdown
+    assert "| baseline | BASELINE | predict-nothing |" in markdown
+
+
+def test_baseline_row_on_a_search_with_no_trial_yet(tmp_path):
+    rows = write_leaderboard(tmp_path, [], class_names=CLASSES, title="x", baseline=BASELINE)
+    assert [r["trial_id"] for r in rows] == ["baseline"]
+    assert "(no trials yet)" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_baseline_is_read_from_experiment_json(tmp_path):
+    from search.leaderboard import read_baseline
+
+    assert read_baseline(tmp_path) is None
+    (tmp_path / "experiment.json").write_text(json.dumps({"baseline": BASELINE}))
+    assert read_baseline(tmp_path) == BASELINE
+
+
+def test_console_line_shows_the_lift_over_the_baseline():
+    from types import SimpleNamespace
+
+    from search.console import status_line
+
+    trial = SimpleNamespace(
+        status="RUNNING",
+        last_result={"val_kaggle_dice": 0.81},
+        run_metadata=SimpleNamespace(metric_analysis={}),
+        config={"point": {"model": "unet", "filters": 8}},
+    )
+    line = status_line([trial], total=4, baseline=0.6)
+    assert (
+        "best val_kaggle_dice 0.8100 (+0.2100 over predict-nothing 0.6000) (unet filters=8)" in line
+    )
+    assert "| predict-nothing 0.6000" in status_line([], total=4, baseline=0.6)

@@ -151,7 +151,9 @@ def test_promotion_writes_final_with_test_scores_that_hold(promoted: Path) -> No
         )
     assert (final / "ensemble.json").is_file() and (final / "overlays.npz").is_file()
     board = (final / "leaderboard.csv").read_text().splitlines()
-    assert board[1].startswith("ensemble,PROMOTED") and len(board) == 1 + 1 + 4
+    # header, the ensemble, four trials and the predict-nothing row
+    assert board[1].startswith("ensemble,PROMOTED") and len(board) == 1 + 1 + 4 + 1
+    assert sum(line.startswith("baseline,BASELINE,predict-nothing") for line in board) == 1
     # The promoted files alone reproduce the reported test score, computed independently.
     uri = metrics["shards"]
     examples = list(iter_examples(uri, "test"))
@@ -164,6 +166,12 @@ def test_promotion_writes_final_with_test_scores_that_hold(promoted: Path) -> No
         assert dice == pytest.approx(entry["test"]["tuned"]["kaggle_dice"], abs=1e-9)
     gains = metrics["gains_on_test"]
     assert gains["ensemble_tuned"] == metrics["ensemble"]["test"]["tuned"]["kaggle_dice"]
+    # The baseline is predicting nothing on the same test images, scored independently.
+    nothing = experiment_fixture.kaggle_dice(truth, np.zeros_like(truth))
+    assert metrics["baseline"]["test"]["kaggle_dice"] == pytest.approx(nothing, abs=1e-12)
+    assert gains["baseline"] == metrics["baseline"]["test"]["kaggle_dice"]
+    assert gains["best_single_raw_lift"] == pytest.approx(gains["best_single_raw"] - nothing)
+    assert metrics["baseline"]["val"]["images"] == metrics["splits"]["val"]
 
 
 @pytest.mark.slow

@@ -162,11 +162,18 @@ def test_report_of_a_promoted_experiment_renders_every_section(
     gains = metrics["gains_on_test"]
     for key in ("best_single_raw", "best_single_tuned", "ensemble_raw", "ensemble_tuned"):
         assert f"{gains[key]:.4f}" in scores
+    # The predict-nothing score on the same test images, and every score's lift over it.
+    assert "predict nothing (the baseline)" in scores and f"{gains['baseline']:.4f}" in scores
+    assert f"{gains['best_single_raw'] - gains['baseline']:+.4f}" in scores
+    experiment = json.loads((promoted / "experiment.json").read_text())
+    note = dom[dom.index('id="baseline"') :].split("</p>")[0]
+    assert f"{experiment['baseline']['kaggle_dice']:.4f}" in note and "4 trials" not in note
     # The leaderboard is sorted best first by the page's script; the errored trial is last.
     table = dom[dom.index('id="leaderboard"') :]
     body = table[table.index("<tbody>") : table.index("</tbody>")]
     rows = body.split("</tr>")[:-1]
-    assert len(rows) == 4
+    assert len(rows) == 5  # four trials and the predict-nothing row, shaded
+    assert sum('class="baseline"' in row and "predict-nothing" in row for row in rows) == 1
     board = list(csv.DictReader((promoted / "leaderboard.csv").open()))
     finished = [r for r in board if r["status"] == "TERMINATED"]
     best = max(finished, key=lambda r: float(r["val_kaggle_dice"]))
