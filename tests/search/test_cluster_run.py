@@ -54,8 +54,9 @@ def run_search(results: Path, *argv: str, timeout: float = 600) -> subprocess.Co
 
 
 def read_leaderboard(folder: Path) -> list[dict[str, str]]:
+    """The trials' rows (the predict-nothing BASELINE row left out)."""
     with open(folder / "leaderboard.csv") as handle:
-        return list(csv.DictReader(handle))
+        return [r for r in csv.DictReader(handle) if r["status"] != "BASELINE"]
 
 
 def _free_ports(count: int) -> list[int]:

@@ -74,7 +74,7 @@ def _wait_for(condition: Callable[[], object], process: subprocess.Popen, what: 
 def _rows(folder: Path) -> list[dict[str, str]]:
     try:
         with open(folder / "leaderboard.csv") as handle:
-            return list(csv.DictReader(handle))
+            return [r for r in csv.DictReader(handle) if r["status"] != "BASELINE"]
     except FileNotFoundError:
         return []
 

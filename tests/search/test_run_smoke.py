@@ -65,8 +65,9 @@ def run_search(results: Path, *argv: str, timeout: float = 600) -> subprocess.Co
 
 
 def read_leaderboard(folder: Path) -> list[dict[str, str]]:
+    """The trials' rows (the predict-nothing BASELINE row left out)."""
     with open(folder / "leaderboard.csv") as handle:
-        return list(csv.DictReader(handle))
+        return [r for r in csv.DictReader(handle) if r["status"] != "BASELINE"]
 
 
 @pytest.mark.slow
@@ -99,6 +100,21 @@ def test_paper_space_smoke_search(tmp_path):
 
     experiment = json.loads((folder / "experiment.json").read_text())
     assert experiment["class_names"] == list(CLASSES)
+    # The predict-nothing baseline on the same validation images, and every trial's lift.
+    baseline = experiment["baseline"]
+    with open(folder / "leaderboard.csv") as handle:
+        (base,) = [r for r in csv.DictReader(handle) if r["status"] == "BASELINE"]
+    assert float(base["val_kaggle_dice"]) == pytest.approx(baseline["kaggle_dice"])
+    assert baseline["split"] == "val" and baseline["images"] > 0
+    for row in rows:
+        lift = float(row["val_kaggle_dice"]) - baseline["kaggle_dice"]
+        assert float(row["lift"]) == pytest.approx(lift, abs=1e-4)
+    from models import resolve_precision
+
+    # precision=auto is resolved by each trial, and the leaderboard says to what.
+    assert experiment["precision"] == resolve_precision("auto")
+    assert {r["precision"] for r in rows} == {experiment["precision"]}
+    assert "Predict-nothing baseline on the same" in (folder / "leaderboard.md").read_text()
     assert (Path(experiment["shards"]) / "manifest.json").is_file()
     trial_dir = Path(rows[0]["checkpoint"]).parent
     epoch = json.loads((trial_dir / "result.json").read_text().splitlines()[0])

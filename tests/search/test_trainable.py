@@ -1,0 +1,115 @@
+"""search.trainable's input pipeline: built once per trial, and epoch-exact for resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.prepare import prepare
+from search.bench import trial_images_per_s
+from search.trainable import epoch_batches, open_splits
+
+SYNTH = {
+    "name": "synthetic",
+    "source": "synthetic",
+    "root": None,
+    "class_names": ["pits", "scratches", "patches", "blobs"],
+    "num_images": 48,
+    "height": 40,
+    "width": 40,
+    "seed": 2,
+    "clean_fraction": 0.25,
+    "max_images": None,
+    "split": {
+        "seed": 1,
+        "test_fraction": 0.2,
+        "val_fraction": 0.2,
+        "keep_clean": True,
+        "use_source_splits": False,
+    },
+}
+
+
+def _settings(uri: str) -> dict:
+    train = {
+        "batch_size": 4,
+        "crop": [32, 32],
+        "crop_mode": "random",
+        "flip": True,
+        "limit_train": None,
+        "limit_val": 6,
+    }
+    return {"shards": uri, "seed": 3, "train": train}
+
+
+def _epoch(records, settings, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [(x.numpy(), y.numpy()) for x, y in epoch_batches(records, settings, epoch)]
+    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = tmp_path_factory.mktemp("trainable") / "shards"
+    prepare(SYNTH, out=str(out), shard_bytes=6 * 40 * 40)
+    return str(out)
+
+
+def test_one_pipeline_serves_every_epoch_of_a_trial(shards: str, tmp_path: Path) -> None:
+    uri = str(tmp_path / "shards")
+    shutil.copytree(shards, uri)
+    settings = _settings(uri)
+    records, val = open_splits(settings)
+    assert records.cached  # NEU-Seg-sized splits and smaller are held in memory
+    first = _epoch(records, settings, 0)
+    assert sum(x.shape[0] for x, _ in val) == 6  # limit_val
+    for shard in Path(uri).glob("*.arrow"):
+        shard.unlink()  # epochs after the first never read the shards again
+    second = _epoch(records, settings, 1)
+    assert first[0].shape == second[0].shape == (records.examples, 32, 32, 1)
+    assert not np.array_equal(first[1], second[1])
+
+
+def test_an_epoch_of_a_resumed_trial_equals_the_uninterrupted_one(shards: str) -> None:
+    settings = _settings(shards)
+    running, _ = open_splits(settings)
+    for epoch in (0, 1):
+        _epoch(running, settings, epoch)
+    resumed, _ = open_splits(settings)  # a restarted worker opens the splits anew
+    for got, expected in zip(
+        _epoch(resumed, settings, 2), _epoch(running, settings, 2), strict=True
+    ):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_bench_reads_a_trials_training_throughput(tmp_path: Path) -> None:
+    trial = tmp_path / "tune" / "unet_a_00000"
+    trial.mkdir(parents=True)
+    rows = [{"epoch": e, "images_per_s": r} for e, r in ((1, 2.0), (2, 10.0), (3, 12.0), (4, 11.0))]
+    (trial / "result.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert trial_images_per_s(tmp_path) == 11.0  # the median after the tracing first epoch
+    (tmp_path / "tune" / "unet_b_00001").mkdir()
+    (tmp_path / "tune" / "unet_b_00001" / "result.json").write_text("")
+    with pytest.raises(Exception, match="expected one trial, found 2"):
+        trial_images_per_s(tmp_path)
+
+
+def test_a_trials_batches_are_its_epochs_in_order(shards: str) -> None:
+    from search.trainable import trial_batches
+
+    settings = _settings(shards)
+    records, _ = open_splits(settings)
+    batches, steps = trial_batches(records, settings, 1, 4)
+    assert steps == -(-records.examples // 4)
+    got = [(x.numpy(), y.numpy()) for x, y in batches]
+    assert len(got) == 3 * steps
+    for k, epoch in enumerate((1, 2, 3)):
+        part = got[k * steps : (k + 1) * steps]
+        images = np.concatenate([p[0] for p in part])
+        masks = np.concatenate([p[1] for p in part])
+        expected = _epoch(records, settings, epoch)
+        np.testing.assert_array_equal(images, expected[0])
+        np.testing.assert_array_equal(masks, expected[1])
