@@ -22,7 +22,14 @@ def _round_up(size: int | None, multiple: int) -> int | None:
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class PadToMultiple(keras.layers.Layer):
-    """Zero-pads H and W at the bottom/right up to a multiple, so pixel (i, j) stays at (i, j)."""
+    """Pads H and W at the bottom/right up to a multiple, so pixel (i, j) stays at (i, j).
+
+    The padding mirrors the image (symmetric: the last rows and columns repeated in reverse),
+    not zeros. A model trained on crops whose sides are already multiples (no padding) and
+    then run on whole images that are not (NEU-Seg: 128x128 crops, 200x200 images padded to
+    224) met a black band it never saw in training: a U-Net f8 scoring 0.68 on NEU-Seg val
+    with mirrored padding scored 0.40, below predicting nothing (0.60), with zeros.
+    """
 
     def __init__(self, multiple: int, **kwargs):
         super().__init__(**kwargs)
@@ -31,10 +38,19 @@ class PadToMultiple(keras.layers.Layer):
         self.multiple = multiple
 
     def call(self, inputs):
-        shape = ops.shape(inputs)
+        shape = tf.shape(inputs)
         pad_h = (-shape[1]) % self.multiple
         pad_w = (-shape[2]) % self.multiple
-        return ops.pad(inputs, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+        # A symmetric pad can add at most the current size; a side smaller than the padding
+        # it needs (under `multiple` pixels) takes a few rounds. Rounds with nothing to add
+        # pad by zero rows and cost a copy of a one-channel image.
+        x, height, width = inputs, shape[1], shape[2]
+        for _ in range(max(1, self.multiple.bit_length())):
+            add_h, add_w = tf.minimum(pad_h, height), tf.minimum(pad_w, width)
+            x = tf.pad(x, [[0, 0], [0, add_h], [0, add_w], [0, 0]], mode="SYMMETRIC")
+            pad_h, pad_w = pad_h - add_h, pad_w - add_w
+            height, width = height + add_h, width + add_w
+        return x
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
