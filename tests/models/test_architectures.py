@@ -58,16 +58,14 @@ def test_builds_for_severstal_and_neu_sizes(name: str, height: int, width: int) 
 
 @pytest.mark.parametrize("name", ["unet", "resunet", "invresunet", "deeplabv3plus"])
 def test_output_pixels_line_up_with_input_pixels(name: str, dynamic_models) -> None:
-    # A 61x59 crop is padded (zeros, bottom/right) to 64x64 inside the model and cropped back.
-    # So its logits must equal those of the 64x64 image whose outside region is zero: any shift
-    # of the padding or of the crop would break this equality.
+    # A 61x59 crop is padded (mirrored, bottom/right) to 64x64 inside the model and cropped
+    # back. So its logits must equal those of the 64x64 image mirrored by hand: any shift of
+    # the padding or of the crop would break this equality.
     model = dynamic_models[name]
-    image = np.random.default_rng(1).random((1, 64, 64, 1)).astype(np.float32)
-    zeroed = image.copy()
-    zeroed[:, 61:, :, :] = 0
-    zeroed[:, :, 59:, :] = 0
-    crop_logits = infer(model, image[:, :61, :59])
-    full_logits = infer(model, zeroed)
+    image = np.random.default_rng(1).random((1, 61, 59, 1)).astype(np.float32)
+    mirrored = np.pad(image, ((0, 0), (0, 3), (0, 5), (0, 0)), mode="symmetric")
+    crop_logits = infer(model, image)
+    full_logits = infer(model, mirrored)
     assert crop_logits.shape == (1, 61, 59, NUM_CLASSES)
     np.testing.assert_allclose(crop_logits, full_logits[:, :61, :59], atol=1e-5)
 
