@@ -1,7 +1,7 @@
 """Seconds per training step of one architecture, for a few batch sizes.
 
     python -m models.bench_step [--model unet] [--hparam filters=64 ...] [--size 32]
-        [--batches 8 16] [--threads 1] [--steps 3]
+        [--batches 8 16] [--threads 1] [--steps 3] [--precision float32|auto|mixed_bfloat16|...]
 
 Random inputs and masks at size x size, Adam, BCE; the first step (tracing) is timed apart
 from the median of the rest. This is what tells whether a model's step cost follows the
@@ -29,7 +29,14 @@ def _value(text: str) -> int | float | str:
 
 
 def step_seconds(
-    name: str, hparams: dict, *, size: int, batch: int, steps: int, num_classes: int = 4
+    name: str,
+    hparams: dict,
+    *,
+    size: int,
+    batch: int,
+    steps: int,
+    num_classes: int = 4,
+    precision: str = "float32",
 ) -> dict[str, float]:
     """{first_s, median_s, params} of `steps` training steps at one batch size."""
     import keras
@@ -39,8 +46,17 @@ def step_seconds(
     from models.registry import build_model
 
     keras.backend.clear_session()
-    model = build_model(name, input_shape=(None, None, 1), num_classes=num_classes, **hparams)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("bce"))
+    from models.precision import wrap_optimizer
+
+    model = build_model(
+        name,
+        input_shape=(None, None, 1),
+        num_classes=num_classes,
+        precision=precision,
+        **hparams,
+    )
+    optimizer = wrap_optimizer(keras.optimizers.Adam(1e-3), precision=precision)
+    model.compile(optimizer=optimizer, loss=get_loss("bce"))
     rng = np.random.default_rng(0)
     x = rng.random((batch, size, size, 1), dtype=np.float32)
     y = (rng.random((batch, size, size, num_classes)) > 0.9).astype(np.float32)
@@ -64,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        help="auto | float32 | mixed_float16 | mixed_bfloat16 (auto: what a trial would pick here)",
+    )
     args = parser.parse_args(argv)
     hparams = {}
     for item in args.hparam:
@@ -82,8 +103,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError:  # TensorFlow already started in this process (e.g. under pytest)
         pass
     threads = tf.config.threading.get_intra_op_parallelism_threads()  # what is in force
+    from models.precision import resolve_precision
+
+    try:
+        precision = resolve_precision(args.precision)
+    except ValueError as exc:
+        parser.error(f"--precision {args.precision!r}: {exc}")
     for batch in args.batches:
-        result = step_seconds(args.model, hparams, size=args.size, batch=batch, steps=args.steps)
+        result = step_seconds(
+            args.model,
+            hparams,
+            size=args.size,
+            batch=batch,
+            steps=args.steps,
+            precision=precision,
+        )
         print(
             json.dumps(
                 {
@@ -92,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "size": args.size,
                     "batch": batch,
                     "threads": threads,
+                    "precision": precision,
                     **result,
                 }
             ),

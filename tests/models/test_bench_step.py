@@ -25,3 +25,15 @@ def test_bad_arguments_are_named(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         bench_step.main(["--steps", "0"])
     assert "--steps 0: expected at least 1" in capsys.readouterr().err
+
+
+def test_precision_is_resolved_and_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    from models.precision import resolve_precision
+
+    argv = ["--hparam", "filters=8", "--batches", "2", "--steps", "1", "--precision", "auto"]
+    assert bench_step.main(argv) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["precision"] == resolve_precision("auto")
+    with pytest.raises(SystemExit):
+        bench_step.main(["--precision", "half"])
+    assert "--precision 'half'" in capsys.readouterr().err
