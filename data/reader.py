@@ -113,50 +113,23 @@ def make_dataset(
     uri: str,
     split: str,
     *,
-    batch_size: int,
-    crop: tuple[int, int] | None = None,
-    crop_mode: str = "random",
-    flip: bool = False,
-    shuffle: bool = False,
-    repeat: bool = False,
-    seed: int = 0,
-    deterministic: bool = False,
     num_workers: int = 1,
     index: int = 0,
-    drop_remainder: bool = False,
     limit: int | None = None,
-    dtype: str = "float32",
     cache: str = "auto",
+    **options: Any,
 ) -> Any:
     """A tf.data.Dataset of (image (B,H,W,1) in [0,1], masks (B,H,W,C) in {0,1}).
 
-    - `crop` (height, width): a window per example, `crop_mode` "random" or "defect" (centred
-      on a random defect pixel; a clean image gets a random window).
-    - `flip`: random left-right and up-down flips.
-    - `num_workers`/`index`: this worker reads every `num_workers`-th record from `index`, so
-      the workers' parts are disjoint and together cover the split.
-    - `limit`: use only the split's first `limit` records (before worker sharding).
-    - `dtype`: "float32" (default), or "uint8" for an image in 0..255 and 0/1 masks when the
-      model rescales itself.
-    - `cache`: see `open_split`.
-    Images of different sizes need `crop` (or batch_size=1), else a ReaderError names them.
-
-    This is `open_split(...).dataset(...)`; a training loop that wants several epochs from
-    one in-memory copy of the records opens the split once and calls `dataset` per epoch.
+    `open_split(uri, split, ...).dataset(**options)`: the split's part (see `open_split`:
+    worker sharding, `limit`, `cache`) and one pass over it. The options (`batch_size`,
+    `crop`, `crop_mode`, `flip`, `shuffle`, `repeat`, `seed`, `deterministic`,
+    `drop_remainder`, `dtype`) are those of `SplitRecords.dataset`. A training loop that
+    wants several epochs from one in-memory copy of the records opens the split once and
+    calls `dataset` per epoch.
     """
     records = open_split(uri, split, num_workers=num_workers, index=index, limit=limit, cache=cache)
-    return records.dataset(
-        batch_size=batch_size,
-        crop=crop,
-        crop_mode=crop_mode,
-        flip=flip,
-        shuffle=shuffle,
-        repeat=repeat,
-        seed=seed,
-        deterministic=deterministic,
-        drop_remainder=drop_remainder,
-        dtype=dtype,
-    )
+    return records.dataset(**options)
 
 
 def open_split(
@@ -226,7 +199,16 @@ class SplitRecords:
         drop_remainder: bool = False,
         dtype: str = "float32",
     ) -> Any:
-        """A tf.data.Dataset of (image (B,H,W,1), masks (B,H,W,C)); see `make_dataset`."""
+        """One pass over the part: (image (B,H,W,1) in [0,1], masks (B,H,W,C) in {0,1}).
+
+        - `crop` (height, width): a window per example, `crop_mode` "random" or "defect"
+          (centred on a random defect pixel; a clean image gets a random window).
+        - `flip`: random left-right and up-down flips.
+        - `shuffle`/`seed`: the order, crops and flips are a function of `seed`.
+        - `dtype`: "float32" (default), or "uint8" for an image in 0..255 and 0/1 masks when
+          the model rescales itself.
+        Images of different sizes need `crop` (or batch_size=1), else a ReaderError names them.
+        """
         import tensorflow as tf
 
         manifest = self.manifest

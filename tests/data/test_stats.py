@@ -132,26 +132,12 @@ def test_empty_prediction_score_is_the_metric_of_an_all_empty_prediction(tmp_pat
 
 
 def test_empty_prediction_score_on_neu_seg(neu_seg: Path, tmp_path: Path) -> None:
+    from data.config import compose
     from data.stats import empty_prediction_score
 
-    dataset = {
-        "name": "neu-seg",
-        "source": "folder",
-        "root": str(neu_seg),
-        "image_dir": "img_dir",
-        "mask_dir": "ann_dir",
-        "image_suffixes": [".jpg"],
-        "mask_suffix": ".png",
-        "class_names": ["inclusion", "patches", "scratches"],
-        "max_images": None,
-        "split": {
-            "seed": 42,
-            "test_fraction": 0.1,
-            "val_fraction": 0.05,
-            "use_source_splits": True,
-            "keep_clean": True,
-        },
-    }
+    # The preset a user runs (data/conf/dataset/neu-seg.yaml), pointed at the shared copy.
+    cfg = compose("data.conf", "prepare", ["dataset=neu-seg", f"dataset.root={neu_seg}"])
+    dataset = cfg.dataset
     uri = str(tmp_path / "shards")
     prepare(dataset, out=uri)
     # DESIGN.md's figures: predicting nothing scores 0.5981 on val and 0.6003 on test.
