@@ -145,3 +145,30 @@ def test_empty_prediction_score_on_neu_seg(neu_seg: Path, tmp_path: Path) -> Non
     assert empty_prediction_score(uri, "test")["kaggle_dice"] == pytest.approx(0.6003, abs=5e-5)
     with pytest.raises(ValueError, match="split 'nope'"):
         empty_prediction_score(uri, "nope")
+
+
+def test_real_masks_of_7179_images_agree_with_the_flags(severstal_labels: Path) -> None:
+    # The RLE file (real masks of 7,179 training images) and the per-image flags file come
+    # from different sources; where they overlap, a class is present iff its mask is non-empty.
+    presence, areas, names = labels_from_csv(severstal_labels / "train_7179_old_format.csv")
+    stats = label_stats(presence, areas, names)
+    assert (stats["images"], stats["defective"], stats["clean"]) == (7_179, 4_109, 3_070)
+    assert list(stats["images_per_class"].values()) == [562, 154, 3_173, 490]
+    assert stats["images_with_n_classes"] == {"1": 3_841, "2": 266, "3": 2, "4": 0}
+    medians = [stats["area_pixels"][n]["median"] for n in names]
+    assert medians == [3_735.5, 2_874.5, 11_706.0, 24_320.5]
+    assert [stats["area_pixels"][n]["max"] for n in names] == [31_303, 11_302, 368_240, 192_780]
+
+    with (severstal_labels / "train_7179_old_format.csv").open(newline="") as handle:
+        ids = list(
+            dict.fromkeys(
+                row["ImageId_ClassId"].rsplit("_", 1)[0] for row in csv.DictReader(handle)
+            )
+        )
+    with (severstal_labels / "defect_flags_12568.csv").open(newline="") as handle:
+        flags = {
+            row["ImageId_ClassId"]: [row[c] == "1" for c in "1234"]
+            for row in csv.DictReader(handle)
+        }
+    assert all(image in flags for image in ids)
+    np.testing.assert_array_equal(presence, np.array([flags[image] for image in ids]))
