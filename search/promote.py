@@ -613,7 +613,13 @@ def _metrics(
         **entry(ens_result),
     }
     best_test = best["test"]
-    nothing = {split: empty_score(data) for split, data in (("val", val), ("test", test))}
+    from data.stats import empty_prediction_score
+
+    # The same images promotion scored: the split's first N records, as load_split reads them.
+    nothing = {
+        split: empty_prediction_score(uri, split, limit=len(data.masks))
+        for split, data in (("val", val), ("test", test))
+    }
     return {
         "experiment": experiment_dir.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -699,16 +705,6 @@ def _write_final(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def empty_score(split: Split) -> dict[str, Any]:
-    """Predicting no defect on a loaded split: the Kaggle metric of all-empty masks."""
-    empty = ~split.masks.any(axis=(1, 2))  # (N, C): True where the truth is empty too
-    return {
-        "images": int(empty.shape[0]),
-        "kaggle_dice": float(empty.mean()),
-        "per_class": [float(v) for v in empty.mean(axis=0)],
-    }
 
 
 def _updated_leaderboard(

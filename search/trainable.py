@@ -27,6 +27,7 @@ __all__ = [
     "CHECKPOINT_STATE",
     "epoch_batches",
     "open_splits",
+    "trial_batches",
 ]
 
 CHECKPOINT_MODEL = "model.keras"
