@@ -106,7 +106,9 @@ def main(argv: Sequence[str]) -> int:
     )
     for way, value in scores.items():
         print(f"  {way:16s} {value:.4f}")
-    print(json.dumps({"images": len(split.image_ids), **{k: round(v, 4) for k, v in scores.items()}}))
+    print(
+        json.dumps({"images": len(split.image_ids), **{k: round(v, 4) for k, v in scores.items()}})
+    )
     return 0
 
 
