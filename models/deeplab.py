@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from models.blocks import inverted_residual_block, make_divisible, separable_conv_bn
-from models.hparams import HParam, precision_hparam
+from models.hparams import HParam, output_prior_hparam, precision_hparam
 from models.layers import BroadcastToMatch, CropToMatch, PadToMultiple, ResizeToMatch
 from models.outputs import logits_head
 
@@ -53,6 +53,7 @@ HPARAMS: dict[str, HParam] = {
         low=8,
         high=1024,
     ),
+    "output_prior": output_prior_hparam(),
     "precision": precision_hparam(),
 }
 
@@ -113,6 +114,7 @@ def build_deeplabv3plus(
     num_classes: int,
     alpha: float,
     aspp_filters: int,
+    output_prior: float,
 ) -> keras.Model:
     """MobileNetV2 -> ASPP -> x4 upsample + low-level skip -> two separable convs -> logits -> x4."""
     inputs = keras.Input(shape=input_shape, name="image")
@@ -128,7 +130,7 @@ def build_deeplabv3plus(
     # As in DeepLabV3+, classify at stride 4 and upsample the logits. Upsampling the
     # 256-channel features and classifying at full size instead cost 4 s of a 6 s CPU step
     # (alpha 0.25, batch 16, 200x200), for the same parameters.
-    x = logits_head(x, num_classes=num_classes, name="logits_stride4")
+    x = logits_head(x, num_classes=num_classes, prior=output_prior, name="logits_stride4")
     x = ResizeToMatch(name="decoder_up_final")([x, padded])
     outputs = CropToMatch(name="logits", dtype="float32")([x, inputs])
     return keras.Model(inputs, outputs, name="deeplabv3plus")

@@ -32,6 +32,7 @@ def build_encoder_decoder(
     bridge: Block,
     decoder_activation: str,
     decoder_batch_norm: bool,
+    output_prior: float,
     name: str,
 ) -> keras.Model:
     """Encoder of `depth` stages (widths filters * 2**i), a bridge at filters * 2**depth, mirrored decoder."""
@@ -56,5 +57,5 @@ def build_encoder_decoder(
             name=f"dec{stage + 1}",
         )
     x = CropToMatch(name="crop")([x, inputs])
-    outputs = logits_head(x, num_classes=num_classes)
+    outputs = logits_head(x, num_classes=num_classes, prior=output_prior)
     return keras.Model(inputs, outputs, name=name)

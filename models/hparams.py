@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HParam", "HParamError", "PRECISIONS", "precision_hparam", "validate_hparams"]
+__all__ = [
+    "HParam",
+    "HParamError",
+    "PRECISIONS",
+    "output_prior_hparam",
+    "precision_hparam",
+    "validate_hparams",
+]
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -95,6 +102,20 @@ def precision_hparam() -> HParam:
         "float32",
         "Keras dtype policy for the layers; logits stay float32 under mixed policies.",
         choices=PRECISIONS,
+    )
+
+
+def output_prior_hparam() -> HParam:
+    """The `output_prior` option every architecture takes: the head's initial probability."""
+    return HParam(
+        "output_prior",
+        float,
+        0.01,
+        "Probability every pixel and class starts at: the logits' bias starts at "
+        "log(p / (1 - p)) (RetinaNet's prior for rare positives). 0.5 = a zero bias.",
+        low=0.0,
+        high=0.5,
+        low_open=True,
     )
 
 

@@ -34,6 +34,7 @@ HPARAMS: dict[str, HParam] = {
         choices=("relu", "leaky_relu"),
     ),
     "batch_norm": UNET_HPARAMS["batch_norm"],
+    "output_prior": UNET_HPARAMS["output_prior"],
     "precision": precision_hparam(),
 }
 
@@ -48,6 +49,7 @@ def build_invresunet(
     mcad: str,
     activation: str,
     batch_norm: bool,
+    output_prior: float,
 ) -> keras.Model:
     """Two inverted-residual blocks per encoder stage, MCAD as the bridge, unet's decoder."""
     return build_encoder_decoder(
@@ -59,6 +61,7 @@ def build_invresunet(
         bridge=partial(_mcad_bridge, variant=mcad, activation=activation),
         decoder_activation=activation,
         decoder_batch_norm=batch_norm,
+        output_prior=output_prior,
         name="invresunet",
     )
 

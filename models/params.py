@@ -37,6 +37,10 @@ def count_params(name: str, *, num_classes: int, **hparams: Any) -> int:
     return count
 
 
+# Hyperparameters that change no parameter count, left out of the table's descriptions.
+NOT_IN_COUNT = ("precision", "output_prior")
+
+
 def param_rows(
     *, num_classes: int, configs: Sequence[tuple[str, dict[str, Any]]] = PARAM_TABLE_CONFIGS
 ) -> Iterator[tuple[str, str, int]]:
@@ -45,7 +49,8 @@ def param_rows(
 
     for name, hparams in configs:
         resolved = resolve_hparams(name, hparams)
-        resolved.pop("precision")
+        for key in NOT_IN_COUNT:
+            resolved.pop(key)
         described = ", ".join(f"{key}={value}" for key, value in resolved.items())
         yield name, described, count_params(name, num_classes=num_classes, **hparams)
 

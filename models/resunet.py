@@ -38,6 +38,7 @@ HPARAMS: dict[str, HParam] = {
     "depth": UNET_HPARAMS["depth"],
     "mcad": mcad_hparam(),
     "batch_norm": UNET_HPARAMS["batch_norm"],
+    "output_prior": UNET_HPARAMS["output_prior"],
     "precision": precision_hparam(),
 }
 
@@ -51,6 +52,7 @@ def build_resunet(
     depth: int,
     mcad: str,
     batch_norm: bool,
+    output_prior: float,
 ) -> keras.Model:
     """Residual blocks in the encoder, MCAD as the bridge, unet's decoder (`batch_norm` applies there)."""
     return build_encoder_decoder(
@@ -62,6 +64,7 @@ def build_resunet(
         bridge=partial(_mcad_bridge, variant=mcad, activation=activation),
         decoder_activation=activation,
         decoder_batch_norm=batch_norm,
+        output_prior=output_prior,
         name="resunet",
     )
 

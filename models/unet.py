@@ -9,7 +9,7 @@ import keras
 
 from models.blocks import ACTIVATIONS, conv_block
 from models.encoder_decoder import build_encoder_decoder
-from models.hparams import HParam, precision_hparam
+from models.hparams import HParam, output_prior_hparam, precision_hparam
 
 __all__ = ["HPARAMS", "build_unet"]
 
@@ -60,7 +60,14 @@ def _batch_norm() -> HParam:
 
 HPARAMS: dict[str, HParam] = {
     hp.name: hp
-    for hp in (_filters(), _activation("relu"), _depth(), _batch_norm(), precision_hparam())
+    for hp in (
+        _filters(),
+        _activation("relu"),
+        _depth(),
+        _batch_norm(),
+        output_prior_hparam(),
+        precision_hparam(),
+    )
 }
 
 
@@ -72,6 +79,7 @@ def build_unet(
     activation: str,
     depth: int,
     batch_norm: bool,
+    output_prior: float,
 ) -> keras.Model:
     """Plain U-Net: conv blocks in the encoder and as the bottleneck, transposed-conv decoder."""
     block = partial(conv_block, activation=activation, batch_norm=batch_norm)
@@ -84,5 +92,6 @@ def build_unet(
         bridge=block,
         decoder_activation=activation,
         decoder_batch_norm=batch_norm,
+        output_prior=output_prior,
         name="unet",
     )

@@ -173,3 +173,34 @@ def test_mixed_float16_checkpoint_keeps_the_optimizer_state(tmp_path: Path) -> N
     assert models.wrap_optimizer(optimizer, precision="float32") is optimizer
     with pytest.raises(ValueError, match="precision 'half'"):
         models.wrap_optimizer(optimizer, precision="half")
+
+
+@pytest.mark.parametrize("name", ["unet", "resunet", "invresunet", "deeplabv3plus"])
+def test_the_head_starts_at_the_output_prior(name: str) -> None:
+    # A zero-weight head leaves the bias alone: every pixel's probability is the prior.
+    for prior in (0.01, 0.5):
+        model = models.build_model(
+            name,
+            input_shape=(None, None, 1),
+            num_classes=NUM_CLASSES,
+            output_prior=prior,
+            **small_hparams(name),
+        )
+        head = next(
+            layer
+            for layer in model.layers
+            if layer.name.endswith("_conv") and "logits" in layer.name
+        )
+        kernel, bias = head.get_weights()
+        np.testing.assert_allclose(
+            bias, np.log(prior / (1 - prior)) * np.ones(NUM_CLASSES), atol=1e-6
+        )
+        head.set_weights([np.zeros_like(kernel), bias])
+        probs = models.probabilities(infer(model, np.random.default_rng(0).random((1, 40, 56, 1))))
+        np.testing.assert_allclose(probs, prior, rtol=1e-5)
+
+
+@pytest.mark.parametrize("prior", [0.0, 0.6, -0.1])
+def test_an_output_prior_outside_its_range_is_refused(prior: float) -> None:
+    with pytest.raises(models.HParamError, match="output_prior"):
+        models.build_model("unet", input_shape=(32, 32, 1), num_classes=2, output_prior=prior)
