@@ -70,7 +70,7 @@ def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
     from search import run
     from search.trainable import _configure_tensorflow, _new_model, epoch_batches, open_splits
 
-    cfg = run.plain(run.load_config(argv))
+    cfg = run.resolved_config(argv)
     run.validate(cfg)
     experiment_dir = (Path(cfg["results_dir"]) / run.experiment_name(cfg)).resolve()
     uri, manifest = run.prepare_shards(cfg, experiment_dir)
@@ -125,7 +125,7 @@ def main(argv: Sequence[str]) -> int:
         return 0
     from search import run
 
-    cfg = run.plain(run.load_config(argv))
+    cfg = run.resolved_config(argv)
     run.validate(cfg)
     points = run.grid_points(cfg["space"])
     require(

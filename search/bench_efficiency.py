@@ -131,7 +131,7 @@ def main(argv: Sequence[str]) -> int:
     from search import run
 
     prefix, common, asha, optuna = _split(argv)
-    cfg = run.plain(run.load_config([*common, "searcher=grid", "scheduler=fifo"]))
+    cfg = run.resolved_config([*common, "searcher=grid", "scheduler=fifo"])
     run.validate(cfg)
     run.experiment_name({**cfg, "experiment": prefix})  # the name must be a folder name
     grid_size = len(run.grid_points(cfg["space"]))

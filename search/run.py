@@ -19,7 +19,7 @@ from typing import Any
 
 from data.config import ConfigError, compose, require, run_cli
 from search.runner import SearchPlan
-from search.spaces import grid_points, plain, validate_space
+from search.spaces import apply_model_defaults, grid_points, plain, validate_space
 
 __all__ = ["main", "load_config", "make_plan", "experiment_name", "OPTIMIZERS", "CROP_MODES"]
 
@@ -43,6 +43,18 @@ def load_config(argv: Sequence[str]) -> Any:
                 f"{dataset}.yaml (see search/conf/train/severstal.yaml for the keys)"
             ) from None
         raise
+
+
+def resolved_config(argv: Sequence[str]) -> dict[str, Any]:
+    """The composed config as plain containers, train.model_defaults applied to the space."""
+    cfg = plain(load_config(argv))
+    require(
+        "model_defaults" in cfg["train"],
+        "train.model_defaults is missing from the training defaults: add `model_defaults: {}` "
+        "(see search/conf/train/severstal.yaml)",
+    )
+    cfg["space"] = apply_model_defaults(cfg["space"], cfg["train"]["model_defaults"])
+    return cfg
 
 
 def experiment_name(cfg: Mapping[str, Any]) -> str:
@@ -319,7 +331,7 @@ def _promote(experiment_dir: Path) -> bool:
 def main(argv: Sequence[str]) -> int:
     # Validation imports the models (and so TensorFlow): keep its start-up chatter quiet.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    cfg = plain(load_config(argv))
+    cfg = resolved_config(argv)
     validate(cfg)
     name = experiment_name(cfg)
     experiment_dir = (Path(cfg["results_dir"]) / name).resolve()

@@ -7,6 +7,7 @@ Its keys are the architecture's hyperparameters (`models.hparam_spec`) plus the 
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from data.config import ConfigError, require
 
 __all__ = [
     "TRAINING_KEYS",
+    "apply_model_defaults",
     "RANGE_KINDS",
     "OptunaSpace",
     "grid_points",
@@ -44,6 +46,46 @@ def plain(value: Any) -> Any:
 def model_hparams(point: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a point that goes to `models.build_model`."""
     return {k: v for k, v in point.items() if k != "model" and k not in TRAINING_KEYS}
+
+
+def apply_model_defaults(space: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The space with `defaults` (train.model_defaults) in each model's `fixed`.
+
+    A default reaches every model of the space that takes the key and whose grid, fixed and
+    ranges do not set it: a dataset's training file can size the models to its images (the
+    synthetic set's 64x64 images take depth 2) without a space knowing the dataset. A key no
+    model of the space takes is an error, not a silent no-op.
+    """
+    import models
+
+    space = copy.deepcopy(plain(space))
+    require(
+        isinstance(defaults, dict),
+        f"train.model_defaults={defaults!r}: expected a mapping of hyperparameter -> value",
+    )
+    entries = space.get("models")
+    if not defaults or not isinstance(entries, dict):
+        return space
+    taken: set[str] = set()
+    for model, entry in entries.items():
+        if model not in models.model_names() or not isinstance(entry, dict):
+            continue  # validate_space names it
+        spec = models.hparam_spec(model)
+        chosen = {k for part in MODEL_KEYS for k in (entry.get(part) or {})}
+        fixed = dict(entry.get("fixed") or {})
+        for key, value in defaults.items():
+            if key in spec:
+                taken.add(key)
+                if key not in chosen:
+                    fixed[key] = value
+        entry["fixed"] = fixed
+    unused = sorted(set(defaults) - taken)
+    require(
+        not unused,
+        f"train.model_defaults: {', '.join(unused)} is a hyperparameter of no model in "
+        f"space {space.get('name')!r} ({', '.join(entries)})",
+    )
+    return space
 
 
 def validate_space(space: Mapping[str, Any], *, train: Mapping[str, Any]) -> None:

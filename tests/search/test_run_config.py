@@ -68,7 +68,7 @@ def test_bad_input_names_the_key_and_valid_values(tmp_path, argv, expected):
 def test_resume_refuses_a_changed_search(tmp_path):
     folder = tmp_path / "results" / "mine"
     (folder / "tune").mkdir(parents=True)
-    saved = run.plain(run.load_config(["space=unet"]))
+    saved = run.resolved_config(["space=unet"])
     (folder / "experiment.json").write_text(json.dumps({"config": saved}))
     with pytest.raises(ConfigError, match="train differs from the experiment in .*mine"):
         run.main(["experiment=mine", "train.epochs=5", f"results_dir={tmp_path / 'results'}"])

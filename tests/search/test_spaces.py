@@ -6,6 +6,7 @@ import optuna
 import pytest
 
 import models
+from data.config import ConfigError
 from search import run, spaces
 
 
@@ -70,3 +71,30 @@ def test_a_model_may_have_its_own_epoch_budget():
     assert points["unet"]["epochs"] == 6 and "epochs" not in points["deeplabv3plus"]
     # A budget is a training key: it never reaches build_model.
     assert "epochs" not in model_hparams(points["unet"])
+
+
+def test_model_defaults_reach_every_model_that_takes_the_key_unless_the_space_sets_it():
+    space = _space("paper")
+    space["models"]["resunet"]["fixed"] = {"depth": 4}
+    resolved = spaces.apply_model_defaults(space, {"depth": 2})
+    depths = {(p["model"], p.get("depth")) for p in spaces.grid_points(resolved)}
+    # deeplabv3plus has no depth; resunet's own fixed depth wins over the dataset's default.
+    assert depths == {("unet", 2), ("resunet", 4), ("invresunet", 2), ("deeplabv3plus", None)}
+    assert "depth" not in (space["models"]["unet"].get("fixed") or {})  # the input is untouched
+
+
+def test_a_model_default_no_model_of_the_space_takes_is_refused():
+    with pytest.raises(
+        ConfigError, match="depth is a hyperparameter of no model in space 'deeplab'"
+    ):
+        spaces.apply_model_defaults(_space("deeplab"), {"depth": 2})
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        spaces.apply_model_defaults(_space("unet"), [2])
+
+
+def test_the_synthetic_default_sizes_its_unets_through_model_defaults():
+    cfg = run.resolved_config(["space=unet"])
+    depths = {p["depth"] for p in spaces.grid_points(cfg["space"])}
+    assert depths == {cfg["train"]["model_defaults"]["depth"]}
+    neu = run.resolved_config(["space=unet", "dataset=neu-seg"])
+    assert "depth" not in spaces.grid_points(neu["space"])[0]  # the paper's depth 5 stays
