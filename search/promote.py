@@ -772,6 +772,7 @@ DEFAULTS: dict[str, Any] = {
     "gate": True,
     "batch_size": 8,
     "limit": 0,
+    "lock_stale_s": 60.0,
 }
 
 
@@ -780,6 +781,15 @@ def main(argv: Sequence[str]) -> int:
     if args["top_k"] < 0 or args["batch_size"] < 1 or args["limit"] < 0:
         raise ConfigError("top_k and limit must be >= 0 and batch_size >= 1")
     experiment_dir = resolve_experiment(args["experiment"], args["results_dir"])
+    from search.lock import ExperimentLock
+
+    with ExperimentLock(
+        experiment_dir, command="search.promote", stale_after_s=args["lock_stale_s"]
+    ):
+        return _promote_command(experiment_dir, args)
+
+
+def _promote_command(experiment_dir: Path, args: Mapping[str, Any]) -> int:
     try:
         metrics = promote(
             experiment_dir,

@@ -567,14 +567,19 @@ def write_report(experiment_dir: Path) -> Path:
     return out
 
 
-DEFAULTS: dict[str, Any] = {"experiment": "", "results_dir": "results"}
+DEFAULTS: dict[str, Any] = {"experiment": "", "results_dir": "results", "lock_stale_s": 60.0}
 
 
 def main(argv: Sequence[str]) -> int:
     args = parse_overrides(argv, DEFAULTS, required=("experiment",))
     experiment_dir = resolve_experiment(args["experiment"], args["results_dir"])
+    from search.lock import ExperimentLock
+
     try:
-        out = write_report(experiment_dir)
+        with ExperimentLock(
+            experiment_dir, command="search.report", stale_after_s=args["lock_stale_s"]
+        ):
+            out = write_report(experiment_dir)
     except (ValueError, RuntimeError) as exc:
         if isinstance(exc, ConfigError):
             raise

@@ -184,6 +184,11 @@ def validate_top(cfg: Mapping[str, Any]) -> None:
     _positive_int(cfg["max_failures"], "max_failures", minimum=0)
     for key in ("promote", "retry_errored", "reuse_actors", "prune_checkpoints"):
         require(isinstance(cfg[key], bool), f"{key}={cfg[key]!r}: expected true or false")
+    stale = cfg["lock_stale_s"]
+    require(
+        isinstance(stale, int | float) and not isinstance(stale, bool) and stale > 10,
+        f"lock_stale_s={stale!r}: expected a number of seconds above the 10 s heartbeat",
+    )
     interval = cfg["console_interval_s"]
     require(
         isinstance(interval, int | float) and not isinstance(interval, bool) and interval >= 0,
@@ -335,6 +340,15 @@ def main(argv: Sequence[str]) -> int:
     validate(cfg)
     name = experiment_name(cfg)
     experiment_dir = (Path(cfg["results_dir"]) / name).resolve()
+    from search.lock import ExperimentLock
+
+    with ExperimentLock(
+        experiment_dir, command="search.run", stale_after_s=float(cfg["lock_stale_s"])
+    ):
+        return _run(cfg, experiment_dir)
+
+
+def _run(cfg: Mapping[str, Any], experiment_dir: Path) -> int:
     _check_resume(cfg, experiment_dir)
     started = time.perf_counter()
     uri, manifest = prepare_shards(cfg, experiment_dir)
