@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,8 @@ __all__ = [
     "load_shard",
     "iter_split_tables",
     "read_split_rles",
+    "VerifyReport",
+    "verify_shards",
 ]
 
 SCHEMA_VERSION = 1
@@ -298,3 +301,64 @@ def read_split_rles(manifest: Manifest, split: str) -> list[tuple[str, ...]]:
     for table in iter_split_tables(manifest, split):
         rows += [tuple(r) for r in table.column("rles").to_pylist()]
     return rows
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    shards: int
+    hashed: int  # read whole and checked: size, sha256, Arrow, row count
+    stamped: int  # unchanged since a check recorded in the stamp: size and mtime only
+    bytes_hashed: int
+    seconds: float
+
+
+def verify_shards(
+    manifest: Manifest, splits: Iterable[str], *, stamp: str | os.PathLike | None = None
+) -> VerifyReport:
+    """Check every shard of `splits` against the manifest; ShardError names the first bad one.
+
+    A shard is read whole (size, sha256, Arrow, row count: `load_shard`) unless `stamp` (a
+    local JSON file) records a check of it at the same size and modification time, against
+    the same sha256; then only its size and mtime are read. The stamp is rewritten
+    atomically with every shard that passed. Any change to a shard's bytes through the
+    file system changes its mtime, so a stamped shard is rehashed after any rewrite.
+    """
+    from pyarrow import fs
+
+    started = time.perf_counter()
+    filesystem, base = resolve(manifest.uri)
+    seen: dict[str, dict[str, Any]] = {}
+    if stamp is not None and os.path.exists(stamp):
+        try:
+            with open(stamp) as handle:
+                seen = json.load(handle)
+        except (OSError, ValueError):
+            seen = {}  # a damaged stamp only costs a full check
+    checked: dict[str, dict[str, Any]] = {}
+    shards = hashed = stamped = bytes_hashed = 0
+    for split in splits:
+        for shard in split_info(manifest, split).shards:
+            shards += 1
+            name = join(manifest.uri, shard.path)
+            info = filesystem.get_file_info(join(base, shard.path))
+            if info.type == fs.FileType.NotFound:
+                raise ShardError(f"{name}: shard is missing; rebuild with python -m data.prepare")
+            if info.size != shard.bytes:
+                raise ShardError(
+                    f"{name}: shard is {info.size} bytes, the manifest says {shard.bytes} "
+                    "(truncated or replaced); rebuild with python -m data.prepare"
+                )
+            mark = {"bytes": shard.bytes, "mtime_ns": info.mtime_ns, "sha256": shard.sha256}
+            if seen.get(name) == mark:
+                stamped += 1
+            else:
+                load_shard(manifest, shard)
+                hashed += 1
+                bytes_hashed += shard.bytes
+            checked[name] = mark
+    if stamp is not None:
+        temporary = f"{stamp}.tmp-{uuid.uuid4().hex[:12]}"
+        with open(temporary, "w") as handle:
+            json.dump({**seen, **checked}, handle, indent=1, sort_keys=True)
+        os.replace(temporary, stamp)
+    return VerifyReport(shards, hashed, stamped, bytes_hashed, time.perf_counter() - started)

@@ -285,7 +285,32 @@ def prepare_shards(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[str, A
     for split in ("train", "val"):
         rows = manifest.splits[split].rows if split in manifest.splits else 0
         require(rows > 0, f"{uri}: the {split} split is empty; the dataset is too small")
+    verify_search_shards(manifest, experiment_dir)
     return uri, manifest
+
+
+# Beside experiment.json: which shards (uri, size, mtime, sha256) were last checked whole.
+SHARD_STAMP = "shards-verified.json"
+
+
+def verify_search_shards(manifest: Any, experiment_dir: Path) -> None:
+    """Every train and val shard checked against the manifest once, before Ray starts.
+
+    A bad shard stops the driver with its name instead of failing inside every trial.
+    """
+    from data.shards import ShardError, verify_shards
+
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        report = verify_shards(manifest, ("train", "val"), stamp=experiment_dir / SHARD_STAMP)
+    except ShardError as exc:
+        raise ConfigError(f"{exc} (checked before any trial started)") from None
+    print(
+        f"[search] {report.shards} shards verified ({report.hashed} read and hashed, "
+        f"{report.bytes_hashed / 1e6:.1f} MB; {report.stamped} unchanged since their last "
+        f"check) in {report.seconds:.2f} s",
+        flush=True,
+    )
 
 
 def write_experiment(plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any) -> None:

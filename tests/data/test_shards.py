@@ -135,3 +135,41 @@ def test_cli_builds_synthetic_shards_and_names_bad_keys(
         prepare_main(args + ["dataset.colour=red"])
     with pytest.raises(ConfigError, match="dataset=kaggle: unknown option .* neu-seg, severstal"):
         prepare_main(["dataset=kaggle", f"out={out}"])
+
+
+def test_verify_reads_each_shard_once_then_trusts_an_unchanged_one(tmp_path: Path) -> None:
+    from data.shards import verify_shards
+
+    out, stamp = tmp_path / "shards", tmp_path / "verified.json"
+    manifest = prepare(synthetic(num_images=60), out=str(out))
+    count = sum(len(manifest.splits[s].shards) for s in ("train", "val"))
+    first = verify_shards(manifest, ("train", "val"), stamp=stamp)
+    assert (first.shards, first.hashed, first.stamped) == (count, count, 0)
+    assert first.bytes_hashed == sum(
+        shard.bytes for s in ("train", "val") for shard in manifest.splits[s].shards
+    )
+    again = verify_shards(manifest, ("train", "val"), stamp=stamp)
+    assert (again.hashed, again.stamped, again.bytes_hashed) == (0, count, 0)
+    # Without a stamp every shard is read again.
+    assert verify_shards(manifest, ("train",), stamp=None).stamped == 0
+
+
+def test_verify_names_a_shard_corrupted_after_it_was_stamped(tmp_path: Path) -> None:
+    from data.shards import verify_shards
+
+    out, stamp = tmp_path / "shards", tmp_path / "verified.json"
+    manifest = prepare(synthetic(num_images=60), out=str(out))
+    verify_shards(manifest, ("train", "val"), stamp=stamp)
+    shard = manifest.splits["val"].shards[0]
+    path = out / shard.path
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))  # same size, new mtime: the stamp no longer vouches for it
+    with pytest.raises(ShardError, match=rf"{shard.path}: sha256 does not match the manifest"):
+        verify_shards(manifest, ("train", "val"), stamp=stamp)
+    path.write_bytes(bytes(data[:-10]))
+    with pytest.raises(ShardError, match=rf"{shard.path}: shard is \d+ bytes, the manifest says"):
+        verify_shards(manifest, ("train", "val"), stamp=stamp)
+    path.unlink()
+    with pytest.raises(ShardError, match=rf"{shard.path}: shard is missing"):
+        verify_shards(manifest, ("val",), stamp=stamp)

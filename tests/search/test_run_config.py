@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from data.config import ConfigError
+from data.shards import read_manifest
 from search import run
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -139,3 +140,39 @@ def test_a_model_is_dropped_from_a_space_with_hydras_delete_syntax():
     assert len(run.grid_points(cfg["space"])) == 16 + 8
     with pytest.raises(ConfigError, match="space.models.nope' does not exist"):
         run.load_config(["~space.models.nope"])
+
+
+def test_a_corrupted_shard_stops_the_driver_before_ray(tmp_path):
+    results, shards = tmp_path / "results", tmp_path / "shards"
+    args = [
+        "space=unet",
+        "experiment=corrupt",
+        f"results_dir={results}",
+        f"shards={shards}",
+        "dataset.num_images=24",
+        "dataset.height=32",
+        "dataset.width=32",
+    ]
+    cfg = run.resolved_config(args)
+    run.prepare_shards(cfg, results / "corrupt")  # prepared and verified: a clean start
+    shard = read_manifest(str(shards)).splits["train"].shards[0]
+    path = shards / shard.path
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-m", "search.run", *args],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert f"{shard.path}: sha256 does not match the manifest" in errors[0]
+    assert "before any trial started" in errors[0]
+    assert not (results / "corrupt" / "tune").exists()
