@@ -94,6 +94,9 @@ def load_keras_model(path: Path) -> Any:
         return models.load_model(str(path))
     except Exception as exc:  # Keras raises many types for a bad archive
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        named = f"{path}: cannot load model "  # models.load_model names the file already
+        if first.startswith(named):
+            raise ModelLoadError(f"cannot load model {path} {first[len(named) :]}") from exc
         raise ModelLoadError(f"cannot load model {path}: {first}") from exc
 
 

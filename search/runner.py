@@ -184,10 +184,13 @@ def _init_ray(plan: SearchPlan) -> None:
     if address:
         ray.init(address=str(address), runtime_env=env, log_to_driver=True)
         return
+    # A local Ray is reachable only from this machine: the dashboard is off and what Ray
+    # still serves over HTTP binds to 127.0.0.1.
     ray.init(
         num_cpus=plan.cluster.get("num_cpus"),
         num_gpus=plan.cluster.get("num_gpus"),
         include_dashboard=False,
+        dashboard_host="127.0.0.1",
         runtime_env=env,
     )
 

@@ -73,3 +73,29 @@ def test_readme_on_prem_variant_passes_ray_validation() -> None:
     full = validated(config)
     assert full["provider"]["type"] == "local"
     assert full["provider"]["worker_ips"], "the on-prem variant lists no worker machines"
+
+
+CREDENTIAL_KEYS = re.compile(
+    r"(access_key|secret|password|passwd|token|api_key|credential|private_key_data)", re.I
+)
+
+
+def _keys(node: Any, path: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        return [
+            kv for k, v in node.items() for kv in [(f"{path}.{k}", v), *_keys(v, f"{path}.{k}")]
+        ]
+    if isinstance(node, list):
+        return [kv for i, v in enumerate(node) for kv in _keys(v, f"{path}[{i}]")]
+    return []
+
+
+def test_cluster_yaml_carries_no_credentials(cluster: dict[str, Any]) -> None:
+    # Credentials come from the launching machine (AWS: its profile or environment; SSH:
+    # Ray's generated key pair), never from this committed file.
+    leaks = [path for path, _ in _keys(cluster) if CREDENTIAL_KEYS.search(path.rsplit(".", 1)[-1])]
+    assert leaks == []
+    text = (ROOT / "cluster.yaml").read_text()
+    assert not re.search(r"AKIA[0-9A-Z]{16}", text)  # an AWS access key id
+    assert "BEGIN" not in text or "PRIVATE KEY" not in text
+    assert "ssh_private_key" not in cluster.get("auth", {})

@@ -178,3 +178,25 @@ def test_flip_tta_averages_the_model_over_flips(
     np.testing.assert_allclose(with_tta.probabilities(images), expected, atol=1e-6)
     plain = predict.load_predictor(single_file).probabilities(images)
     assert np.abs(plain - expected).max() > 1e-4  # the flips really changed something
+
+
+@pytest.mark.slow
+def test_a_model_with_a_lambda_layer_is_refused_in_safe_mode(
+    promoted: Path, neu_seg: Path, tmp_path: Path
+) -> None:
+    import keras
+
+    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
+    name = metrics["models"][0]["name"]
+    # Arbitrary Python inside a model file: loading it in safe mode must not run it.
+    inputs = keras.Input((None, None, 1))
+    outputs = keras.layers.Lambda(lambda x: keras.ops.tile(x, [1, 1, 1, 3]) * 0.0 - 5.0)(inputs)
+    hostile = tmp_path / f"{name}.keras"
+    keras.Model(inputs, outputs).save(hostile)
+    shutil.copy(promoted / "final" / "models" / f"{name}.json", tmp_path)
+    _real_images(neu_seg, tmp_path / "images", 2)
+    with pytest.raises(ConfigError) as caught:
+        predict.main([f"model={hostile}", f"images={tmp_path / 'images'}"])
+    message = str(caught.value)
+    assert f"cannot load model {hostile}" in message
+    assert "safe_mode" in message or "Lambda" in message
