@@ -13,11 +13,34 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["ConfigError", "compose", "run_cli", "require"]
+__all__ = [
+    "ConfigError",
+    "HelpRequested",
+    "compose",
+    "compose_help",
+    "help_requested",
+    "run_cli",
+    "require",
+]
+
+HELP_FLAGS = ("--help", "-h")
+CFG_FLAG = "--cfg"
 
 
 class ConfigError(ValueError):
     """A bad group, key or value on the command line or in a config file."""
+
+
+class HelpRequested(Exception):
+    """`--help` (or `--cfg`): `run_cli` prints the text on stdout and exits 0."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def help_requested(argv: Sequence[str]) -> bool:
+    return any(a in HELP_FLAGS or a == CFG_FLAG for a in argv)
 
 
 def compose(config_module: str, config_name: str, argv: Sequence[str]) -> Any:
@@ -105,6 +128,66 @@ def _valid_keys(module: str, name: str, overrides: Sequence[str], parent: str) -
     return ", ".join(sorted(str(k) for k in node))
 
 
+def compose_help(config_module: str, config_name: str, argv: Sequence[str], usage: str) -> str:
+    """`--help`: usage, every group with its options, and the composed keys with defaults.
+
+    `--cfg`: the resolved config alone (the other arguments applied), without running.
+    """
+    from omegaconf import OmegaConf
+
+    overrides = [a for a in argv if a not in HELP_FLAGS and a != CFG_FLAG]
+    cfg = compose(config_module, config_name, overrides)
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    if CFG_FLAG in argv and not any(a in HELP_FLAGS for a in argv):
+        return resolved.rstrip()
+    lines = [usage.strip(), "", "groups (group=option; the current choice in brackets):"]
+    for group, (chosen, options) in _groups(config_module, config_name, overrides).items():
+        listed = ", ".join(f"[{o}]" if o == chosen else o for o in options)
+        lines.append(f"  {group}: {listed}")
+    lines += [
+        "",
+        "keys (key=value; a mapping's keys as parent.key=value), with their defaults for",
+        "the choices above; --cfg prints this resolved config alone:",
+        "",
+        resolved.rstrip(),
+    ]
+    return "\n".join(lines)
+
+
+def _groups(module: str, name: str, overrides: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
+    """group -> (current choice, every option), search-path groups included."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module=module, version_base=None):
+            full = hydra_compose(
+                config_name=name, overrides=list(overrides), return_hydra_config=True
+            )
+            loader = GlobalHydra.instance().config_loader()
+            modules = [module] + [
+                str(p)[len("pkg://") :]
+                for p in full.hydra.searchpath
+                if str(p).startswith("pkg://")
+            ]
+            groups = {}
+            for group, chosen in sorted(full.hydra.runtime.choices.items()):
+                if group.startswith("hydra"):
+                    continue
+                options = sorted(loader.get_group_options(group))
+                for other in modules:
+                    if options:
+                        break
+                    found = _group_options(other, group)
+                    options = [] if found == "(none)" else found.split(", ")
+                groups[group] = (str(chosen), options)
+            return groups
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def require(condition: bool, message: str) -> None:
     """Raise ConfigError(message) unless condition holds: for value checks after composing."""
     if not condition:
@@ -116,6 +199,9 @@ def run_cli(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | N
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         code = main(args)
+    except HelpRequested as shown:
+        print(shown.text)
+        raise SystemExit(0) from None
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -17,7 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from data.config import ConfigError, compose, require, run_cli
+from data.config import (
+    ConfigError,
+    HelpRequested,
+    compose,
+    compose_help,
+    help_requested,
+    require,
+    run_cli,
+)
 from data.rle import RLEError
 from data.shards import (
     SCHEMA_VERSION,
@@ -198,6 +206,8 @@ def _with_dropped(manifest: Manifest, dropped_clean: int) -> Manifest:
 
 
 def main(argv: Sequence[str]) -> int:
+    if help_requested(argv):
+        raise HelpRequested(compose_help("data.conf", "prepare", argv, __doc__ or ""))
     cfg = compose("data.conf", "prepare", argv)
     require(cfg.get("out") is not None, "out is not set: give out=PATH_OR_URI")
     try:

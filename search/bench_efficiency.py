@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.config import ConfigError, require, run_cli
+from data.config import ConfigError, HelpRequested, compose_help, help_requested, require, run_cli
 from search.leaderboard import BASELINE_STATUS
 
 __all__ = ["main", "summarise"]
@@ -130,6 +130,9 @@ def compare(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 def main(argv: Sequence[str]) -> int:
     from search import run
 
+    if help_requested(argv):
+        usage = (__doc__ or "") + "\nThe search.run arguments (python -m search.run --help):"
+        raise HelpRequested(compose_help("search.conf", "config", argv, usage))
     prefix, common, asha, optuna = _split(argv)
     cfg = run.resolved_config([*common, "searcher=grid", "scheduler=fifo"])
     run.validate(cfg)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from data.config import ConfigError, run_cli
+from data.config import ConfigError, HelpRequested, run_cli
 from search import ensemble, postprocess
 from search.ensemble import EnsembleSpec
 from search.submission import FORMATS, SubmissionWriter
@@ -54,6 +54,12 @@ def parse_overrides(
 
     Values are converted to the default's type (bool accepts true/false, int and float parse).
     """
+    if any(a in ("--help", "-h") for a in argv):
+        usage = (sys.modules["__main__"].__doc__ or "").strip()
+        keys = "\n".join(
+            f"  {k}={v!r}{' (required)' if k in required else ''}" for k, v in defaults.items()
+        )
+        raise HelpRequested(f"{usage}\n\nkeys (key=value) and their defaults:\n{keys}")
     values = dict(defaults)
     for arg in argv:
         if "=" not in arg:

@@ -17,7 +17,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.config import ConfigError, compose, require, run_cli
+from data.config import (
+    ConfigError,
+    HelpRequested,
+    compose,
+    compose_help,
+    help_requested,
+    require,
+    run_cli,
+)
 from search.runner import SearchPlan
 from search.spaces import apply_model_defaults, grid_points, plain, validate_space
 
@@ -361,6 +369,8 @@ def _promote(experiment_dir: Path) -> bool:
 def main(argv: Sequence[str]) -> int:
     # Validation imports the models (and so TensorFlow): keep its start-up chatter quiet.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if help_requested(argv):
+        raise HelpRequested(compose_help("search.conf", "config", argv, __doc__ or ""))
     cfg = resolved_config(argv)
     validate(cfg)
     name = experiment_name(cfg)

@@ -1,0 +1,52 @@
+"""Every command answers --help with its usage, groups/keys and defaults, and exits 0."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from data.config import HelpRequested
+
+# (module, a phrase its help must show): the phrase is a key or group with its default.
+COMMANDS = [
+    ("search.run", "space: deeplab, invresunet, paper, resunet, [unet]"),
+    ("search.bench", "scheduler: asha, [fifo]"),
+    ("search.bench_efficiency", "searcher: [grid], optuna"),
+    ("search.promote", "top_k=3"),
+    ("search.predict", "model='' (required)"),
+    ("search.report", "lock_stale_s=60.0"),
+    ("search.bench_padding", "split='val'"),
+    ("data.prepare", "dataset: folder, neu-seg, severstal, [synthetic]"),
+    ("data.stats", "--labels"),
+    ("data.bench", "--batch-size"),
+    ("data.bench_verify", "--simulate-gb"),
+    ("models.params", "--num-classes"),
+    ("models.bench_step", "--precision"),
+]
+
+
+@pytest.mark.parametrize("module,phrase", COMMANDS)
+def test_every_command_answers_help(module: str, phrase: str, capsys) -> None:
+    main = importlib.import_module(module).main
+    try:
+        main(["--help"])
+    except HelpRequested as shown:  # the key=value and Hydra commands, printed by run_cli
+        text = shown.text
+    except SystemExit as done:  # argparse prints and exits 0
+        assert done.code == 0
+        text = capsys.readouterr().out
+    else:
+        pytest.fail(f"{module} --help ran the command")
+    assert phrase in text
+    assert text.strip().splitlines()[0]  # a usage line first
+
+
+def test_cfg_prints_the_resolved_config_without_running() -> None:
+    from search import run
+
+    with pytest.raises(HelpRequested) as shown:
+        run.main(["space=paper", "train.epochs=3", "--cfg"])
+    text = shown.value.text
+    assert "  epochs: 3" in text and "name: paper" in text
+    assert "groups (" not in text  # the config alone
