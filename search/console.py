@@ -16,7 +16,14 @@ from ray import tune
 
 from search.leaderboard import METRIC, TrialRecord, read_baseline, write_leaderboard
 
-__all__ = ["SearchProgress", "trial_record", "error_line", "status_line"]
+__all__ = [
+    "SearchProgress",
+    "epoch_progress",
+    "error_line",
+    "format_duration",
+    "status_line",
+    "trial_record",
+]
 
 
 def error_line(error_file: str | Path | None) -> str:
@@ -51,6 +58,36 @@ def _point_label(point: Mapping[str, Any]) -> str:
     return f"{point.get('model', '?')} {items}".strip()
 
 
+def epoch_progress(trials: Sequence[Any]) -> tuple[int, int]:
+    """(epochs done, epochs still planned) over the trials.
+
+    A trial plans its own `epochs` (a space's per-model budget) or train.epochs; a finished,
+    errored or early-stopped trial plans nothing more.
+    """
+    done = remaining = 0
+    for trial in trials:
+        epochs_done = int((trial.last_result or {}).get("training_iteration", 0) or 0)
+        done += epochs_done
+        if trial.status in ("TERMINATED", "ERROR"):
+            continue
+        config = trial.config or {}
+        planned = config.get("point", {}).get("epochs") or (
+            config.get("settings", {}).get("train", {}).get("epochs", 0)
+        )
+        remaining += max(0, int(planned or 0) - epochs_done)
+    return done, remaining
+
+
+def format_duration(seconds: float) -> str:
+    """'42s', '7m05s', '2h03m'."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 def status_line(
     trials: Sequence[Any],
     *,
@@ -58,6 +95,8 @@ def status_line(
     ending: Any = None,
     ending_status: str = "",
     baseline: float | None = None,
+    elapsed_s: float | None = None,
+    eta_s: float | None = None,
 ) -> str:
     """'12:00:01 running 2 | ... | best 0.8123 (+0.2142 over predict-nothing 0.5981) unet ...'.
 
@@ -79,6 +118,10 @@ def status_line(
         f"pending {counts.get('PENDING', 0)} | finished {done}{of} | "
         f"errored {counts.get('ERROR', 0)}"
     )
+    if elapsed_s is not None:
+        text += f" | elapsed {format_duration(elapsed_s)}"
+        # An upper bound under ASHA, which may stop trials before their last epoch.
+        text += f", ETA {format_duration(eta_s)}" if eta_s is not None else ", ETA ?"
     if best is not None:
         text += f" | best {METRIC} {best:.4f}"
         if baseline is not None:
@@ -110,6 +153,27 @@ class SearchProgress(tune.Callback):
         self.total = total
         self.interval_s = float(interval_s)
         self._last_print = 0.0
+        self._started: float | None = None
+        self._epochs_at_start: int | None = None
+
+    def setup(self, **info: Any) -> None:
+        # Also on resume: the rate counts this session's epochs only.
+        self._started, self._epochs_at_start = time.monotonic(), None
+
+    def _timing(self, trials: Sequence[Any]) -> tuple[float | None, float | None]:
+        """(elapsed seconds this session, estimated seconds left) from the epoch rate."""
+        if self._started is None:
+            return None, None
+        done, remaining = epoch_progress(trials)
+        if self._epochs_at_start is None:
+            self._epochs_at_start = done
+        elapsed = time.monotonic() - self._started
+        finished = done - self._epochs_at_start
+        if remaining == 0:
+            return elapsed, 0.0
+        if finished <= 0:
+            return elapsed, None
+        return elapsed, remaining * elapsed / finished
 
     def _baseline(self) -> dict[str, Any] | None:
         # Read from experiment.json, which search.run writes before every launch, rather than
@@ -135,12 +199,15 @@ class SearchProgress(tune.Callback):
     ) -> None:
         self._last_print = time.monotonic()
         baseline = self._baseline()
+        elapsed, eta = self._timing(trials)
         line = status_line(
             trials,
             total=self.total,
             ending=ending,
             ending_status=status,
             baseline=None if baseline is None else float(baseline["kaggle_dice"]),
+            elapsed_s=elapsed,
+            eta_s=eta,
         )
         print(f"[search] {prefix}{line}", flush=True)
 

@@ -142,3 +142,46 @@ def test_console_line_shows_the_lift_over_the_baseline():
         "best val_kaggle_dice 0.8100 (+0.2100 over predict-nothing 0.6000) (unet filters=8)" in line
     )
     assert "| predict-nothing 0.6000" in status_line([], total=4, baseline=0.6)
+
+
+def _tune_trial(status: str, done: int, epochs: int | None = None):
+    from types import SimpleNamespace
+
+    point = {"model": "unet"} | ({"epochs": epochs} if epochs else {})
+    return SimpleNamespace(
+        status=status,
+        last_result={"training_iteration": done} if done else {},
+        run_metadata=SimpleNamespace(metric_analysis={}),
+        config={"point": point, "settings": {"train": {"epochs": 10}}},
+    )
+
+
+def test_epoch_progress_counts_each_trials_own_budget():
+    from search.console import epoch_progress
+
+    trials = [
+        _tune_trial("TERMINATED", 3),  # stopped early by a scheduler: nothing more planned
+        _tune_trial("RUNNING", 4),  # train.epochs = 10: 6 to go
+        _tune_trial("RUNNING", 1, epochs=5),  # its own budget: 4 to go
+        _tune_trial("PENDING", 0),  # 10 to go
+        _tune_trial("ERROR", 2),
+    ]
+    assert epoch_progress(trials) == (3 + 4 + 1 + 2, 6 + 4 + 10)
+
+
+def test_console_eta_follows_this_sessions_epoch_rate(monkeypatch):
+    from search import console
+
+    progress = console.SearchProgress(
+        experiment_dir="/nowhere", class_names=["a"], title="t", total=2, interval_s=0
+    )
+    clock = iter([100.0, 100.0, 160.0])
+    monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
+    progress.setup()
+    trials = [_tune_trial("RUNNING", 2), _tune_trial("PENDING", 0)]
+    assert progress._timing(trials) == (0.0, None)  # no epoch yet this session: no rate
+    trials = [_tune_trial("RUNNING", 5), _tune_trial("PENDING", 0)]  # 3 epochs in 60 s, 15 to go
+    assert progress._timing(trials) == (60.0, 300.0)
+    line = console.status_line(trials, total=2, elapsed_s=60.0, eta_s=300.0)
+    assert "| elapsed 1m00s, ETA 5m00s" in line
+    assert console.format_duration(7380) == "2h03m"
