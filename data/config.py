@@ -8,6 +8,7 @@ message names the bad group, key or value and lists the valid ones.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -197,6 +198,9 @@ def require(condition: bool, message: str) -> None:
 def run_cli(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> None:
     """Run `main(argv)`; a ConfigError becomes one `error: ...` line on stderr and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # TensorFlow's C++ start-up lines (absl, cpu_feature_guard) would come before a one-line
+    # error from validation, which imports the models; warnings and errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         code = main(args)
     except HelpRequested as shown:

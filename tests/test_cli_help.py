@@ -50,3 +50,35 @@ def test_cfg_prints_the_resolved_config_without_running() -> None:
     text = shown.value.text
     assert "  epochs: 3" in text and "name: paper" in text
     assert "groups (" not in text  # the config alone
+
+
+@pytest.mark.parametrize(
+    "module,args,expected",
+    [
+        ("search.bench", ["train.batch_size=-1"], "error: train.batch_size=-1: expected"),
+        (
+            "search.promote",
+            ["experiment=nope", "results_dir=/nonexistent"],
+            "error: experiment=nope",
+        ),
+    ],
+)
+def test_a_bad_argument_is_the_only_line_on_stderr(module, args, expected) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
