@@ -22,6 +22,7 @@ from data.shards import Manifest, ShardError, load_shard, read_manifest, split_i
 
 __all__ = [
     "CROP_MODES",
+    "check_options",
     "Example",
     "ReaderError",
     "count_examples",
@@ -212,7 +213,7 @@ class SplitRecords:
         import tensorflow as tf
 
         manifest = self.manifest
-        _check_options(manifest, self.split, batch_size, crop, crop_mode, dtype)
+        check_options(manifest, self.split, batch_size, crop, crop_mode, dtype)
         if self._cache is not None:
             records = self._cache
             if shuffle:  # the whole part is in memory: shuffle all of it
@@ -243,14 +244,17 @@ class SplitRecords:
         return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def _check_options(
+def check_options(
     manifest: Manifest,
     split: str,
     batch_size: int,
     crop: tuple[int, int] | None,
-    crop_mode: str,
-    dtype: str,
+    crop_mode: str = "random",
+    dtype: str = "float32",
 ) -> None:
+    """ReaderError naming the problem if `split` cannot be batched with these options: a crop
+    larger than an image, or images of different sizes batched whole. `search.run` calls it
+    before Ray starts, so the fault stops the driver once rather than every trial."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ReaderError(f"batch_size={batch_size!r}: expected an integer >= 1")
     if crop_mode not in CROP_MODES:
@@ -266,6 +270,17 @@ def _check_options(
                 f"crop={tuple(crop)} is larger than the images of {manifest.uri} "
                 f"({shape[0]}x{shape[1]}, HxW); expected a crop of at most that size"
             )
+        if shape is None:
+            small = sorted(
+                (h, w) for h, w in _split_sizes(manifest, split) if h < crop[0] or w < crop[1]
+            )
+            if small:
+                listed = ", ".join(f"{h}x{w}" for h, w in small[:8])
+                raise ReaderError(
+                    f"crop={tuple(crop)} is larger than {len(small)} image size(s) of split "
+                    f"{split!r} of {manifest.uri} ({listed}, HxW); expected a crop no larger "
+                    "than the smallest image"
+                )
     elif batch_size > 1 and manifest.image_shape is None:
         sizes = _split_sizes(manifest, split)
         if len(sizes) > 1:

@@ -294,7 +294,21 @@ def prepare_shards(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[str, A
         rows = manifest.splits[split].rows if split in manifest.splits else 0
         require(rows > 0, f"{uri}: the {split} split is empty; the dataset is too small")
     verify_search_shards(manifest, experiment_dir)
+    check_batching(manifest, cfg["train"])
     return uri, manifest
+
+
+def check_batching(manifest: Any, train: Mapping[str, Any]) -> None:
+    """The trials' train and val batching checked once on the driver: a crop larger than an
+    image or a mixed-size split batched whole would otherwise fail inside every trial."""
+    from data.reader import ReaderError, check_options
+
+    crop = tuple(train["crop"]) if train["crop"] else None
+    try:
+        check_options(manifest, "train", int(train["batch_size"]), crop, train["crop_mode"])
+        check_options(manifest, "val", int(train["batch_size"]), None)
+    except ReaderError as exc:
+        raise ConfigError(f"{exc} (checked before any trial started)") from None
 
 
 # Beside experiment.json: which shards (uri, size, mtime, sha256) were last checked whole.

@@ -386,3 +386,39 @@ def test_neu_seg_through_the_pipeline(neu_seg: Path, tmp_path: Path) -> None:
             with Image.open(neu_seg / "img_dir" / subset / name) as source:
                 grey = np.asarray(source.convert("L"))
             np.testing.assert_array_equal(np.round(image[..., 0] * 255).astype(np.uint8), grey)
+
+
+def test_check_options_names_the_image_sizes_a_crop_does_not_fit(tmp_path) -> None:
+    from data.prepare import prepare
+    from data.reader import ReaderError, check_options
+    from data.shards import read_manifest
+
+    root = tmp_path / "folder"
+    import numpy as np
+    from PIL import Image
+
+    for index, (h, w) in enumerate([(40, 60), (30, 70), (50, 50), (36, 64)] * 6):
+        for sub in ("images", "masks"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((h, w), 100, np.uint8)).save(root / "images" / f"i{index}.png")
+        mask = np.zeros((h, w), np.uint8)
+        mask[5:9, 5:9] = 1  # defective: train and val hold defective images only
+        Image.fromarray(mask).save(root / "masks" / f"i{index}.png")
+    from data.config import compose
+
+    cfg = compose(
+        "data.conf",
+        "prepare",
+        ["dataset=folder", f"dataset.root={root}", "dataset.split.val_fraction=0.3"],
+    )
+    prepare(cfg.dataset, out=str(tmp_path / "shards"))
+    manifest = read_manifest(str(tmp_path / "shards"))
+    assert manifest.image_shape is None
+    check_options(manifest, "train", 4, (30, 50))  # fits the smallest (30x70 and 40x60)
+    with pytest.raises(
+        ReaderError, match=r"crop=\(32, 32\) is larger than 1 image size\(s\) .*30x70"
+    ):
+        check_options(manifest, "train", 4, (32, 32))
+    with pytest.raises(ReaderError, match="has images of different sizes"):
+        check_options(manifest, "val", 4, None)
+    check_options(manifest, "val", 1, None)

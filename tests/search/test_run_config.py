@@ -176,3 +176,20 @@ def test_a_corrupted_shard_stops_the_driver_before_ray(tmp_path):
     assert f"{shard.path}: sha256 does not match the manifest" in errors[0]
     assert "before any trial started" in errors[0]
     assert not (results / "corrupt" / "tune").exists()
+
+
+def test_a_crop_larger_than_the_images_stops_the_driver_before_ray(tmp_path):
+    results = tmp_path / "results"
+    args = [
+        "space=unet",
+        "experiment=big-crop",
+        f"results_dir={results}",
+        f"shards={tmp_path / 'shards'}",
+        "dataset.num_images=24",
+        "dataset.height=32",
+        "dataset.width=48",
+        "train.crop=[40,40]",
+    ]
+    with pytest.raises(ConfigError, match=r"crop=\(40, 40\) is larger than the images .*32x48"):
+        run.main(args)
+    assert not (results / "big-crop" / "tune").exists()
