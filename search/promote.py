@@ -401,6 +401,18 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
 
 
+def export_for_inference(checkpoint_model: Path, out: Path) -> None:
+    """The checkpoint's model without its optimizer state: a third of the file for Adam.
+
+    Trial checkpoints keep the optimizer (a resumed trial needs it); a promoted model only
+    predicts. Saved uncompiled, so loading it builds no optimizer either.
+    """
+    import models
+
+    model = models.load_model(checkpoint_model, compile=False)
+    model.save(out)
+
+
 def swap_in(tmp: Path, final: Path) -> None:
     """Replace `final` by `tmp` with renames only: at no moment is a half-written final/ there."""
     old = None
@@ -674,7 +686,7 @@ def _write_final(
         models_dir = tmp / "models"
         models_dir.mkdir()
         for c in candidates:
-            shutil.copy2(c.checkpoint / "model.keras", models_dir / f"{c.name}.keras")
+            export_for_inference(c.checkpoint / "model.keras", models_dir / f"{c.name}.keras")
             spec = ensemble.single_model_spec(
                 c.name,
                 f"{c.name}.keras",

@@ -175,6 +175,19 @@ def test_promotion_writes_final_with_test_scores_that_hold(promoted: Path) -> No
 
 
 @pytest.mark.slow
+def test_promoted_models_carry_no_optimizer_state(promoted: Path) -> None:
+    import models
+
+    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
+    for entry in metrics["models"]:
+        shipped = promoted / "final" / entry["file"]
+        assert getattr(models.load_model(shipped), "optimizer", None) is None
+        checkpoint = Path(entry["checkpoint"]) / "model.keras"
+        # Adam keeps two slots per weight: the checkpoint is about three times the weights.
+        assert shipped.stat().st_size < 0.6 * checkpoint.stat().st_size
+
+
+@pytest.mark.slow
 def test_a_checkpoint_that_fails_to_load_keeps_the_good_final(
     promoted: Path, tmp_path: Path
 ) -> None:
