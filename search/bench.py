@@ -68,7 +68,13 @@ def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
     started = time.perf_counter()
     from models import resolve_precision
     from search import run
-    from search.trainable import _configure_tensorflow, _new_model, epoch_batches, open_splits
+    from search.trainable import (
+        _configure_tensorflow,
+        _new_model,
+        epoch_batches,
+        open_splits,
+        steps_per_epoch,
+    )
 
     cfg = run.resolved_config(argv)
     run.validate(cfg)
@@ -77,8 +83,9 @@ def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
     plan = run.make_plan(cfg, shards=uri, class_names=manifest.class_names)
     _configure_tensorflow(int(plan.settings["threads"]))
     precision = resolve_precision(plan.settings["train"]["precision"])
-    model = _new_model(plan.points[0], plan.settings, precision)
     records, val = open_splits(plan.settings)
+    steps = steps_per_epoch(records, plan.settings)
+    model = _new_model(plan.points[0], plan.settings, precision, steps)
     images, masks = _arrays(epoch_batches(records, plan.settings, 0))
     timer = _epoch_timer()
     model.fit(

@@ -29,9 +29,18 @@ from data.config import (
 from search.runner import SearchPlan
 from search.spaces import apply_model_defaults, grid_points, plain, validate_space
 
-__all__ = ["main", "load_config", "make_plan", "experiment_name", "OPTIMIZERS", "CROP_MODES"]
+__all__ = [
+    "main",
+    "load_config",
+    "make_plan",
+    "experiment_name",
+    "OPTIMIZERS",
+    "LR_SCHEDULES",
+    "CROP_MODES",
+]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
 CROP_MODES = ("random", "defect")
 RESUME = ("auto", "never")
 # Settings whose change makes a different experiment; the rest (console, promote, cluster
@@ -109,6 +118,10 @@ def validate_train(train: Mapping[str, Any]) -> None:
     require(
         train["optimizer"] in OPTIMIZERS,
         f"train.optimizer={train['optimizer']!r}: expected one of {', '.join(OPTIMIZERS)}",
+    )
+    require(
+        train["lr_schedule"] in LR_SCHEDULES,
+        f"train.lr_schedule={train['lr_schedule']!r}: expected one of {', '.join(LR_SCHEDULES)}",
     )
     crop = train["crop"]
     require(

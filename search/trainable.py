@@ -28,6 +28,8 @@ __all__ = [
     "epoch_batches",
     "open_splits",
     "trial_batches",
+    "steps_per_epoch",
+    "learning_rate",
 ]
 
 CHECKPOINT_MODEL = "model.keras"
@@ -56,7 +58,7 @@ def _configure_tensorflow(threads: int) -> None:
         pass
 
 
-def _optimizer(name: str, learning_rate: float) -> Any:
+def _optimizer(name: str, learning_rate: Any) -> Any:
     import keras
 
     if name == "adam":
@@ -68,7 +70,30 @@ def _optimizer(name: str, learning_rate: float) -> Any:
     raise ValueError(f"train.optimizer={name!r}: expected adam, adamw or sgd")
 
 
-def _new_model(point: Mapping[str, Any], settings: Mapping[str, Any], precision: str) -> Any:
+def learning_rate(point: Mapping[str, Any], train: Mapping[str, Any], steps_per_epoch: int) -> Any:
+    """The optimizer's learning rate: the point's (or train's) rate, constant, or with
+    `train.lr_schedule=cosine` a cosine decay from it to 0 over the trial's epochs x steps.
+
+    The schedule is a function of the optimizer's iteration count, which the checkpoint holds,
+    so a resumed trial continues the same curve.
+    """
+    import keras
+
+    rate = float(point.get("learning_rate", train["learning_rate"]))
+    schedule = train["lr_schedule"]
+    if schedule == "constant":
+        return rate
+    if schedule == "cosine":
+        epochs = int(point.get("epochs", train["epochs"]))
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=rate, decay_steps=max(1, epochs * int(steps_per_epoch))
+        )
+    raise ValueError(f"train.lr_schedule={schedule!r}: expected constant or cosine")
+
+
+def _new_model(
+    point: Mapping[str, Any], settings: Mapping[str, Any], precision: str, steps_per_epoch: int
+) -> Any:
     import keras
 
     import models
@@ -85,12 +110,10 @@ def _new_model(point: Mapping[str, Any], settings: Mapping[str, Any], precision:
         precision=precision,
         **model_hparams(point),
     )
-    learning_rate = float(point.get("learning_rate", train["learning_rate"]))
+    rate = learning_rate(point, train, steps_per_epoch)
     model.compile(
         # Explicit loss scaling under mixed_float16, so a resumed trial keeps its optimizer state.
-        optimizer=models.wrap_optimizer(
-            _optimizer(train["optimizer"], learning_rate), precision=precision
-        ),
+        optimizer=models.wrap_optimizer(_optimizer(train["optimizer"], rate), precision=precision),
         loss=get_loss(point.get("loss", "bce")),
         metrics=dice_metrics(settings["class_names"]),
     )
@@ -140,6 +163,10 @@ def epoch_batches(records: Any, settings: Mapping[str, Any], epoch: int) -> Any:
     )
 
 
+def steps_per_epoch(records: Any, settings: Mapping[str, Any]) -> int:
+    return math.ceil(records.examples / int(settings["train"]["batch_size"]))
+
+
 def trial_batches(
     records: Any, settings: Mapping[str, Any], first: int, last: int
 ) -> tuple[Any, int]:
@@ -149,12 +176,11 @@ def trial_batches(
     its callbacks' setup and a validation warm-up, which at a few steps an epoch was most of
     the epoch. The epochs share `records`, so the shards are still read once.
     """
-    batch_size = int(settings["train"]["batch_size"])
     chained = None
     for epoch in range(first, last):
         batches = epoch_batches(records, settings, epoch)
         chained = batches if chained is None else chained.concatenate(batches)
-    return chained, math.ceil(records.examples / batch_size)
+    return chained, steps_per_epoch(records, settings)
 
 
 def _reporter(**kwargs: Any) -> Any:
@@ -232,12 +258,13 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
     from models import resolve_precision
 
     precision = resolve_precision(settings["train"]["precision"])
+    records, val = open_splits(settings)
+    steps = steps_per_epoch(records, settings)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         model, done = _restore(checkpoint)
     else:
-        model, done = _new_model(point, settings, precision), 0
-    records, val = open_splits(settings)
+        model, done = _new_model(point, settings, precision, steps), 0
     reporter = _reporter(
         class_names=settings["class_names"],
         train_images=records.examples,
@@ -252,7 +279,7 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
     last = int(point.get("epochs", settings["train"]["epochs"]))
     if done >= last:
         return
-    batches, steps = trial_batches(records, settings, done, last)
+    batches, _ = trial_batches(records, settings, done, last)
     model.fit(
         batches,
         steps_per_epoch=steps,

@@ -38,6 +38,7 @@ def _fails(tmp_path: Path, *argv: str) -> str:
         (["train.epoch=3"], "train.epoch: unknown key under 'train'; valid keys: batch_size"),
         (["train.epochs=0"], "train.epochs=0: expected an integer >= 1"),
         (["train.optimizer=rmsprop"], "expected one of adam, adamw, sgd"),
+        (["train.lr_schedule=step"], "train.lr_schedule='step': expected one of constant, cosine"),
         (["train.crop=[64]"], "train.crop=[64]: expected null or [height, width]"),
         (
             ["train.precision=float8"],

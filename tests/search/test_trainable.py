@@ -113,3 +113,33 @@ def test_a_trials_batches_are_its_epochs_in_order(shards: str) -> None:
         expected = _epoch(records, settings, epoch)
         np.testing.assert_array_equal(images, expected[0])
         np.testing.assert_array_equal(masks, expected[1])
+
+
+def test_a_cosine_schedule_spans_the_trials_epochs_and_survives_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    import keras
+
+    import models
+    from search.trainable import learning_rate
+
+    train = {"learning_rate": 0.004, "lr_schedule": "constant", "epochs": 5}
+    assert learning_rate({}, train, 10) == 0.004
+    assert learning_rate({"learning_rate": 0.01}, train, 10) == 0.01
+    # A model's own epoch budget sets the length of its curve.
+    cosine = learning_rate({"epochs": 2}, {**train, "lr_schedule": "cosine"}, 10)
+    assert float(cosine(0)) == pytest.approx(0.004)
+    assert float(cosine(10)) == pytest.approx(0.002)  # half way: epoch 1 of 2
+    assert float(cosine(20)) == pytest.approx(0.0, abs=1e-9)
+
+    model = models.build_model(
+        "unet", input_shape=(None, None, 1), num_classes=2, filters=4, depth=2
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=cosine), loss="binary_crossentropy")
+    x = np.zeros((6, 16, 16, 1), "float32")
+    model.fit(x, np.zeros((6, 16, 16, 2), "float32"), batch_size=2, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = models.load_model(tmp_path / "m.keras")
+    assert int(again.optimizer.iterations) == 3  # a resumed trial continues the same curve
+    assert float(again.optimizer.learning_rate) == pytest.approx(float(cosine(3)))
+    assert float(cosine(3)) < 0.004
