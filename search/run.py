@@ -203,8 +203,19 @@ def validate_top(cfg: Mapping[str, Any]) -> None:
     _positive_int(cfg["seed"], "seed", minimum=0)
     _positive_int(cfg["keep_checkpoints"], "keep_checkpoints")
     _positive_int(cfg["max_failures"], "max_failures", minimum=0)
-    for key in ("promote", "retry_errored", "reuse_actors", "prune_checkpoints"):
+    for key in ("promote", "retry_errored", "prune_checkpoints"):
         require(isinstance(cfg[key], bool), f"{key}={cfg[key]!r}: expected true or false")
+    reuse = cfg["reuse_actors"]
+    require(
+        reuse in ("auto", True, False),
+        f"reuse_actors={reuse!r}: expected auto, true or false",
+    )
+    require(
+        not (reuse is True and cfg["scheduler"]["name"] == "asha"),
+        "reuse_actors=true with scheduler=asha: a trial that ASHA stops is mid-epoch, Ray gives "
+        "its worker 2 s (TUNE_FUNCTION_THREAD_TIMEOUT_S) to finish before reusing it and errors "
+        "the next trial when it has not; use reuse_actors=auto (a fresh worker per trial)",
+    )
     stale = cfg["lock_stale_s"]
     require(
         isinstance(stale, int | float) and not isinstance(stale, bool) and stale > 10,
@@ -283,9 +294,21 @@ def make_plan(cfg: Mapping[str, Any], *, shards: str, class_names: Sequence[str]
         max_failures=int(cfg["max_failures"]),
         retry_errored=bool(cfg["retry_errored"]),
         console_interval_s=float(cfg["console_interval_s"]),
-        reuse_actors=bool(cfg["reuse_actors"]),
+        reuse_actors=reuse_actors(cfg),
         prune_checkpoints=bool(cfg["prune_checkpoints"]),
     )
+
+
+def reuse_actors(cfg: Mapping[str, Any]) -> bool:
+    """`reuse_actors=auto`: reuse a finished trial's worker unless ASHA stops trials early.
+
+    A trial ends its function only at an epoch's end; one that ASHA stops is still training
+    its next epoch, and Ray's reuse waits 2 s for it before failing the trial it was meant for.
+    A fresh worker costs a TensorFlow start-up (seconds) against an epoch of minutes.
+    """
+    if cfg["reuse_actors"] == "auto":
+        return cfg["scheduler"]["name"] != "asha"
+    return bool(cfg["reuse_actors"])
 
 
 def prepare_shards(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[str, Any]:

@@ -61,6 +61,8 @@ def _fails(tmp_path: Path, *argv: str) -> str:
         (["resume=sometimes"], "resume='sometimes': expected one of auto, never"),
         (["experiment=../escape"], "use letters, digits"),
         (["promote=maybe"], "promote='maybe': expected true or false"),
+        (["reuse_actors=maybe"], "reuse_actors='maybe': expected auto, true or false"),
+        (["scheduler=asha", "reuse_actors=true"], "reuse_actors=true with scheduler=asha"),
     ],
 )
 def test_bad_input_names_the_key_and_valid_values(tmp_path, argv, expected):
@@ -129,6 +131,16 @@ def test_embedded_default_is_the_unet_grid_on_small_synthetic_images():
     # The override still reaches the dataset.
     cfg = run.plain(run.load_config(["dataset.height=128"]))
     assert cfg["dataset"]["height"] == 128
+
+
+def test_workers_are_reused_unless_asha_stops_trials_mid_epoch():
+    def reuse(*argv: str) -> bool:
+        return run.reuse_actors(run.plain(run.load_config(list(argv))))
+
+    assert reuse() is True  # fifo: a trial's function returns before its worker is reused
+    assert reuse("scheduler=asha") is False
+    assert reuse("scheduler=asha", "reuse_actors=false") is False
+    assert reuse("reuse_actors=false") is False
 
 
 def test_a_model_is_dropped_from_a_space_with_hydras_delete_syntax():
