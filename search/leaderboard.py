@@ -148,7 +148,8 @@ def _trial_row(
     row["device_s"] = round(sum(float(r.get("epoch_s", 0.0)) for r in by_epoch.values()), 1)
     row["learning_rate"] = record.point.get("learning_rate", "")
     row["precision"] = str(last.get("precision", ""))
-    row["node"] = str(last.get("node_id", ""))[:12]
+    # The host a person can find; Ray's node id only where a trial did not report one.
+    row["node"] = str(last.get("host") or str(last.get("node_id", ""))[:12])
     row["checkpoint"] = best_checkpoint(record.path)
     row["error"] = " ".join(record.error.split())[:300]
     return row
@@ -239,6 +240,22 @@ def _replace(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def relative_checkpoint(path: str, experiment_dir: str | Path) -> str:
+    """`path` relative to the experiment folder when it lies inside it, else unchanged."""
+    if not path:
+        return path
+    try:
+        return Path(path).resolve().relative_to(Path(experiment_dir).resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+def resolve_checkpoint(recorded: str, experiment_dir: str | Path) -> Path:
+    """A leaderboard's checkpoint as a path: relative ones are under the experiment folder."""
+    path = Path(recorded)
+    return path if path.is_absolute() else Path(experiment_dir) / path
+
+
 def write_leaderboard(
     experiment_dir: str | Path,
     records: Iterable[TrialRecord],
@@ -253,6 +270,8 @@ def write_leaderboard(
     folder = Path(experiment_dir)
     folder.mkdir(parents=True, exist_ok=True)
     rows = leaderboard_rows(records, class_names=class_names, baseline=baseline)
+    for row in rows:  # relative: the folder can move, be copied or be mounted elsewhere
+        row["checkpoint"] = relative_checkpoint(str(row.get("checkpoint") or ""), folder)
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")

@@ -153,6 +153,8 @@ def checkpoint_dir(recorded: str, experiment_dir: Path) -> Path:
     cluster's shared storage mounted elsewhere) still finds its checkpoints under tune/.
     """
     path = Path(recorded)
+    if not path.is_absolute():  # leaderboards since 2026-11 hold paths relative to the folder
+        return experiment_dir / path
     if path.exists() or "tune" not in path.parts:
         return path
     parts = path.parts

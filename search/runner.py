@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.leaderboard import METRIC, read_baseline, write_leaderboard
+from search.leaderboard import METRIC, read_baseline, resolve_checkpoint, write_leaderboard
 
 __all__ = ["SearchPlan", "SearchOutcome", "build_tuner", "run_search", "trial_dirname"]
 
@@ -201,7 +201,7 @@ def _sigterm_as_sigint() -> None:
         signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
 
 
-def prune_checkpoints(rows: Sequence[Mapping[str, Any]]) -> int:
+def prune_checkpoints(rows: Sequence[Mapping[str, Any]], experiment_dir: str | Path) -> int:
     """Delete the non-best checkpoints of finished trials; returns how many went.
 
     Tune always keeps a trial's latest checkpoint besides the best ones (to resume it); a
@@ -211,9 +211,10 @@ def prune_checkpoints(rows: Sequence[Mapping[str, Any]]) -> int:
 
     removed = 0
     for row in rows:
-        best = str(row.get("checkpoint") or "")
-        if row.get("status") != "TERMINATED" or not best:
+        recorded = str(row.get("checkpoint") or "")
+        if row.get("status") != "TERMINATED" or not recorded:
             continue
+        best = str(resolve_checkpoint(recorded, experiment_dir).resolve())
         for folder in Path(best).parent.glob("checkpoint_*"):
             if folder.is_dir() and str(folder.resolve()) != best:
                 shutil.rmtree(folder)
@@ -237,7 +238,7 @@ def final_leaderboard(plan: SearchPlan) -> SearchOutcome:
         baseline=read_baseline(plan.experiment_dir),
     )
     if plan.prune_checkpoints:
-        prune_checkpoints(rows)
+        prune_checkpoints(rows, plan.experiment_dir)
     statuses: dict[str, int] = {}
     for record in records:
         statuses[record.status] = statuses.get(record.status, 0) + 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Mapping
@@ -234,6 +235,7 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
         images_per_s=round(callback.train_images / train_s, 2),
         params=int(callback.model.count_params()),
         node_id=callback.node_id,
+        host=socket.gethostname(),
         precision=callback.precision,
         pid=os.getpid(),
         gpu_ids=",".join(str(i) for i in ray.get_gpu_ids()),

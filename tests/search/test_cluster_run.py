@@ -140,11 +140,11 @@ def two_node_cluster() -> Iterator[str]:
         assert not _processes_under(temp), "Ray processes of the test cluster are still running"
 
 
-def _trial_runs(rows: list[dict[str, str]]) -> list[dict]:
+def _trial_runs(rows: list[dict[str, str]], experiment_dir: Path) -> list[dict]:
     """Per trial: its node, GPU ids and [start, end] of its run, from its result.json."""
     runs = []
     for row in rows:
-        trial_dir = Path(row["checkpoint"]).parent
+        trial_dir = (experiment_dir / row["checkpoint"]).parent
         results = [json.loads(x) for x in (trial_dir / "result.json").read_text().splitlines()]
         runs.append(
             {
@@ -172,7 +172,7 @@ def test_search_joins_a_two_node_cluster_and_packs_half_gpus(tmp_path, two_node_
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = read_leaderboard(tmp_path / "cluster")
     assert len(rows) == 4 and {r["status"] for r in rows} == {"TERMINATED"}
-    runs = _trial_runs(rows)
+    runs = _trial_runs(rows, tmp_path / "cluster")
     nodes = {run["node"] for run in runs}
     assert len(nodes) == 2, f"trials ran on {len(nodes)} node(s): {runs}"
     for node in nodes:

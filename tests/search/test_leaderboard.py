@@ -54,7 +54,9 @@ def test_rows_best_first_with_best_epoch_checkpoint_and_cost(tmp_path):
     assert best["val_kaggle_dice"] == 0.9 and best["best_epoch"] == 2 and best["epochs"] == 3
     assert best["val_dice_a"] == 0.9 - 0.1 and best["val_dice_b"] == 0.9 + 0.1
     assert best["device_s"] == 6.0 and best["wall_s"] == 9.0 and best["params"] == 1234
-    assert best["checkpoint"] == str((good / "checkpoint_000001").resolve())
+    # Relative to the experiment folder (here tmp_path), so the folder can move.
+    assert best["checkpoint"] == "unet_1/checkpoint_000001"
+    assert (tmp_path / best["checkpoint"]).is_dir()
     assert rows[2]["status"] == "ERROR" and rows[2]["error"] == "Boom"
     assert rows[2]["checkpoint"] == "" and rows[2]["epochs"] == 0
 

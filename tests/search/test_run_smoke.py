@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +89,9 @@ def test_paper_space_smoke_search(tmp_path):
         assert 0.0 <= float(row["val_kaggle_dice"]) <= 1.0
         assert row["epochs"] == "1" and int(row["params"]) > 0
         assert all(math.isfinite(float(row[f"val_dice_{c}"])) for c in CLASSES)
-        checkpoint = Path(row["checkpoint"])
+        assert not Path(row["checkpoint"]).is_absolute()  # the folder can move
+        assert row["node"] == socket.gethostname()  # a host a person can find, not a node id
+        checkpoint = folder / row["checkpoint"]
         assert (checkpoint / "model.keras").is_file()
         state = json.loads((checkpoint / "state.json").read_text())
         assert state["epoch"] == 1
@@ -116,7 +119,7 @@ def test_paper_space_smoke_search(tmp_path):
     assert {r["precision"] for r in rows} == {experiment["precision"]}
     assert "Predict-nothing baseline on the same" in (folder / "leaderboard.md").read_text()
     assert (Path(experiment["shards"]) / "manifest.json").is_file()
-    trial_dir = Path(rows[0]["checkpoint"]).parent
+    trial_dir = (folder / rows[0]["checkpoint"]).parent
     epoch = json.loads((trial_dir / "result.json").read_text().splitlines()[0])
     for key in ("epoch", "loss", "kaggle_dice", "val_loss", "val_kaggle_dice", "epoch_s"):
         assert key in epoch
