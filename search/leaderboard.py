@@ -251,9 +251,21 @@ def relative_checkpoint(path: str, experiment_dir: str | Path) -> str:
 
 
 def resolve_checkpoint(recorded: str, experiment_dir: str | Path) -> Path:
-    """A leaderboard's checkpoint as a path: relative ones are under the experiment folder."""
+    """A leaderboard's checkpoint as a path.
+
+    Leaderboards hold paths relative to the experiment folder. Older ones hold absolute
+    paths: one that no longer exists (the experiment was copied to another machine, or a
+    cluster's shared storage is mounted elsewhere) is looked up under this folder's tune/.
+    """
+    folder = Path(experiment_dir)
     path = Path(recorded)
-    return path if path.is_absolute() else Path(experiment_dir) / path
+    if not path.is_absolute():
+        return folder / path
+    if path.exists() or "tune" not in path.parts:
+        return path
+    parts = path.parts
+    moved = folder.joinpath(*parts[len(parts) - parts[::-1].index("tune") - 1 :])
+    return moved if moved.exists() else path
 
 
 def write_leaderboard(

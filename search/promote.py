@@ -39,7 +39,7 @@ import numpy as np
 
 from data.config import ConfigError, run_cli
 from search import ensemble, postprocess
-from search.leaderboard import BASELINE_STATUS
+from search.leaderboard import BASELINE_STATUS, resolve_checkpoint
 from search.predict import ModelLoadError, load_keras_model, model_probabilities, parse_overrides
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
     "load_leaderboard",
     "main",
     "promote",
-    "checkpoint_dir",
     "hparam_columns",
     "best_single",
     "choose_ensemble",
@@ -146,22 +145,6 @@ def hparam_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return found + [c for c in TRAILING_HPARAMS if c in columns and c not in found]
 
 
-def checkpoint_dir(recorded: str, experiment_dir: Path) -> Path:
-    """The recorded checkpoint folder, or the same folder under this experiment if it moved.
-
-    The leaderboard holds absolute paths; an experiment copied to another machine (or a
-    cluster's shared storage mounted elsewhere) still finds its checkpoints under tune/.
-    """
-    path = Path(recorded)
-    if not path.is_absolute():  # leaderboards since 2026-11 hold paths relative to the folder
-        return experiment_dir / path
-    if path.exists() or "tune" not in path.parts:
-        return path
-    parts = path.parts
-    moved = experiment_dir.joinpath(*parts[len(parts) - parts[::-1].index("tune") - 1 :])
-    return moved if moved.exists() else path
-
-
 def select_candidates(
     rows: Sequence[Mapping[str, Any]], *, top_k: int, where: Path
 ) -> list[Candidate]:
@@ -183,7 +166,7 @@ def select_candidates(
                 trial_id=str(row["trial_id"]),
                 model=str(row["model"]),
                 val_kaggle_dice=float(score),
-                checkpoint=checkpoint_dir(checkpoint, where.parent),
+                checkpoint=resolve_checkpoint(checkpoint, where.parent),
                 hparams={k: _plain(row[k]) for k in hparams},
                 row={k: _plain(v) for k, v in row.items()},
             )

@@ -12,6 +12,7 @@ import pytest
 
 from data.config import ConfigError
 from search import promote
+from search.leaderboard import resolve_checkpoint
 
 COLUMNS = ["trial_id", "status", "model", "filters", "loss", "val_kaggle_dice", "checkpoint"]
 
@@ -65,8 +66,9 @@ def test_a_moved_experiment_still_finds_its_checkpoints(tmp_path: Path) -> None:
     checkpoint = moved / "tune" / "trial_1" / "checkpoint_000002"
     checkpoint.mkdir(parents=True)
     recorded = "/elsewhere/results/exp/tune/trial_1/checkpoint_000002"
-    assert promote.checkpoint_dir(recorded, moved) == checkpoint
-    assert promote.checkpoint_dir("/nowhere/ckpt", moved) == Path("/nowhere/ckpt")
+    assert resolve_checkpoint(recorded, moved) == checkpoint  # an older, absolute record
+    assert resolve_checkpoint("/nowhere/ckpt", moved) == Path("/nowhere/ckpt")
+    assert resolve_checkpoint("tune/trial_1/checkpoint_000002", moved) == checkpoint
 
 
 def test_unknown_experiment_lists_the_existing_ones(tmp_path: Path) -> None:
