@@ -3,12 +3,15 @@
 Lambda layers cannot be reloaded with `safe_mode=True`, and built-in ZeroPadding2D/Cropping2D
 need static sizes, which a model with `None` spatial dims does not have. These layers compute
 their padding from the runtime shape instead.
+
+Everything here is `keras.ops`, so the models run on any Keras backend: under TensorFlow a
+runtime size is a scalar tensor, under JAX (which traces one program per input shape) a
+Python int.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 __all__ = ["BroadcastToMatch", "CropToMatch", "DilatedConv2D", "PadToMultiple", "ResizeToMatch"]
@@ -18,6 +21,13 @@ _PACKAGE = "steelseg"
 
 def _round_up(size: int | None, multiple: int) -> int | None:
     return None if size is None else -(-size // multiple) * multiple
+
+
+def _minimum(a, b):
+    """min() of two sizes: Python ints stay ints (JAX needs static pad widths)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return min(a, b)
+    return ops.minimum(a, b)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -38,16 +48,19 @@ class PadToMultiple(keras.layers.Layer):
         self.multiple = multiple
 
     def call(self, inputs):
-        shape = tf.shape(inputs)
+        shape = ops.shape(inputs)
         pad_h = (-shape[1]) % self.multiple
         pad_w = (-shape[2]) % self.multiple
         # A symmetric pad can add at most the current size; a side smaller than the padding
         # it needs (under `multiple` pixels) takes a few rounds. Rounds with nothing to add
-        # pad by zero rows and cost a copy of a one-channel image.
+        # pad by zero rows and cost a copy of a one-channel image (TensorFlow; under JAX the
+        # sizes are known and such rounds are skipped).
         x, height, width = inputs, shape[1], shape[2]
         for _ in range(max(1, self.multiple.bit_length())):
-            add_h, add_w = tf.minimum(pad_h, height), tf.minimum(pad_w, width)
-            x = tf.pad(x, [[0, 0], [0, add_h], [0, add_w], [0, 0]], mode="SYMMETRIC")
+            add_h, add_w = _minimum(pad_h, height), _minimum(pad_w, width)
+            if isinstance(add_h, int) and isinstance(add_w, int) and add_h == add_w == 0:
+                break
+            x = ops.pad(x, [[0, 0], [0, add_h], [0, add_w], [0, 0]], mode="symmetric")
             pad_h, pad_w = pad_h - add_h, pad_w - add_w
             height, width = height + add_h, width + add_w
         return x
@@ -87,19 +100,43 @@ class BroadcastToMatch(keras.layers.Layer):
         return (pooled[0], reference[1], reference[2], pooled[3])
 
 
+def _resize_axis(x, axis: int, size):
+    """Bilinear resize of `x` along `axis` to `size`, with half-pixel centres.
+
+    Output pixel d samples the input at (d + 0.5) * in / out - 0.5, clamped to the edges:
+    tf.image.resize(method="bilinear") and jax.image.resize without antialiasing (this is
+    used to upsample) compute the same.
+    """
+    length = ops.shape(x)[axis]
+    source = (ops.arange(size, dtype="float32") + 0.5) * (
+        ops.cast(length, "float32") / ops.cast(size, "float32")
+    ) - 0.5
+    source = ops.clip(source, 0.0, ops.cast(length, "float32") - 1.0)
+    low = ops.floor(source)
+    weight = ops.cast(source - low, x.dtype)
+    low = ops.cast(low, "int32")
+    high = ops.minimum(low + 1, ops.cast(length, "int32") - 1)
+    shape = [1, 1, 1, 1]
+    shape[axis] = -1
+    weight = ops.reshape(weight, shape)
+    first, second = ops.take(x, low, axis=axis), ops.take(x, high, axis=axis)
+    return first + (second - first) * weight
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class ResizeToMatch(keras.layers.Layer):
     """Bilinear resize of [x, reference] to reference's H x W.
 
     Keras' bilinear UpSampling2D needs static sizes (it fails once tf.function relaxes them to
-    None), so DeepLabV3+'s upsampling goes through tf.image.resize with the runtime size.
+    None), so DeepLabV3+'s upsampling resizes to the reference's runtime size.
     """
 
     def call(self, inputs):
         features, reference = inputs
-        size = tf.shape(reference)[1:3]
-        resized = tf.image.resize(features, size, method="bilinear")
-        return tf.cast(resized, features.dtype)  # resize returns float32 even for float16 input
+        shape = ops.shape(reference)
+        # Not ops.image.resize: under TensorFlow it checks the size in Python, which a
+        # runtime size (a tensor) fails inside tf.function.
+        return _resize_axis(_resize_axis(features, 1, shape[1]), 2, shape[2])
 
     def compute_output_shape(self, input_shape):
         features, reference = input_shape
