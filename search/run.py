@@ -11,6 +11,8 @@ import json
 import math
 import os
 import re
+import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -371,9 +373,77 @@ def verify_search_shards(manifest: Any, experiment_dir: Path) -> None:
     )
 
 
-def write_experiment(plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any) -> None:
+# The packages whose versions experiment.json records (those installed).
+VERSIONED = ("ray", "keras", "tensorflow", "tensorflow-cpu", "jax", "optuna", "pyarrow", "numpy")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {"python": ".".join(str(n) for n in sys.version_info[:3])}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def git_commit(folder: Path = PROJECT) -> str | None:
+    """The checkout's commit, with "-dirty" when tracked files differ; None outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if changed else "")
+
+
+def _previous_elapsed(path: Path) -> tuple[float, int]:
+    """Seconds and sittings an earlier run of this experiment recorded (0, 0 if none)."""
+    if not path.is_file():
+        return 0.0, 0
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0.0, 0  # _check_resume has already refused an unreadable record
+    return float(record.get("elapsed_s") or 0.0), int(record.get("sittings") or 0)
+
+
+def record_elapsed(experiment_dir: Path, seconds: float) -> None:
+    """Add one sitting's wall seconds to experiment.json's elapsed_s (atomically)."""
+    path = Path(experiment_dir) / "experiment.json"
+    record = json.loads(path.read_text())
+    record["elapsed_s"] = round(float(record.get("elapsed_s") or 0.0) + seconds, 1)
+    record["sittings"] = int(record.get("sittings") or 0) + 1
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def write_experiment(
+    plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any, argv: Sequence[str]
+) -> None:
     from data.stats import empty_prediction_score
     from models import resolve_precision
+
+    path = Path(plan.experiment_dir) / "experiment.json"
+    elapsed, sittings = _previous_elapsed(path)
 
     record = {
         "experiment": plan.experiment,
@@ -391,10 +461,14 @@ def write_experiment(plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any) ->
         # "auto" is resolved by each trial on its own machine (the leaderboard's precision
         # column); this is what it resolves to on the driver's machine.
         "precision": resolve_precision(cfg["train"]["precision"]),
-        "command": "python -m search.run " + " ".join(sys.argv[1:]),
+        "command": shlex.join(["python", "-m", "search.run", *argv]),
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+        # Wall seconds of the search over every sitting that ended (SIGKILL loses its own).
+        "elapsed_s": elapsed,
+        "sittings": sittings,
         "config": cfg,
     }
-    path = Path(plan.experiment_dir) / "experiment.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1, default=str) + "\n")
 
@@ -430,20 +504,24 @@ def main(argv: Sequence[str]) -> int:
     with ExperimentLock(
         experiment_dir, command="search.run", stale_after_s=float(cfg["lock_stale_s"])
     ):
-        return _run(cfg, experiment_dir)
+        return _run(cfg, experiment_dir, argv)
 
 
-def _run(cfg: Mapping[str, Any], experiment_dir: Path) -> int:
+def _run(cfg: Mapping[str, Any], experiment_dir: Path, argv: Sequence[str]) -> int:
     _check_resume(cfg, experiment_dir)
     started = time.perf_counter()
     uri, manifest = prepare_shards(cfg, experiment_dir)
     plan = make_plan(cfg, shards=uri, class_names=manifest.class_names)
-    write_experiment(plan, cfg, manifest)
+    write_experiment(plan, cfg, manifest, argv)
 
     from search.runner import run_search
 
     print(f"[search] {plan.total_trials} trial(s) -> {experiment_dir}", flush=True)
-    outcome = run_search(plan)
+    searching = time.perf_counter()
+    try:
+        outcome = run_search(plan)
+    finally:  # an interrupted sitting counts too: the next one resumes it
+        record_elapsed(experiment_dir, time.perf_counter() - searching)
     board = experiment_dir / "leaderboard.md"
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.statuses.items()))
     print(f"[search] {counts} in {time.perf_counter() - started:.0f} s; leaderboard: {board}")

@@ -100,6 +100,8 @@ def test_sigterm_then_rerun_keeps_finished_trials(tmp_path):
     code, output = _finish(driver, timeout=180)
     assert code == 130, output[-3000:]  # interrupted: state saved, rerun to resume
     assert "rerun the same command to resume" in output
+    first = json.loads((folder / "experiment.json").read_text())
+    assert first["sittings"] == 1 and first["elapsed_s"] > 0
     kept = {r["trial_id"]: (folder / "tune").glob(f"*_{r['trial_id']}") for r in finished}
     before = {
         tid: next(iter(dirs)).joinpath("result.json").read_text() for tid, dirs in kept.items()
@@ -108,6 +110,8 @@ def test_sigterm_then_rerun_keeps_finished_trials(tmp_path):
     code, output = _finish(_start(tmp_path, *argv))
     assert code == 0, output[-3000:]
     assert "resuming" in output
+    both = json.loads((folder / "experiment.json").read_text())
+    assert both["sittings"] == 2 and both["elapsed_s"] > first["elapsed_s"]  # summed, not reset
     rows = _rows(folder)
     assert len(rows) == 4 and {r["status"] for r in rows} == {"TERMINATED"}
     assert all(r["epochs"] == "3" for r in rows)

@@ -6,6 +6,8 @@ import csv
 import json
 import math
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -119,6 +121,17 @@ def test_paper_space_smoke_search(tmp_path):
     assert {r["precision"] for r in rows} == {experiment["precision"]}
     assert "Predict-nothing baseline on the same" in (folder / "leaderboard.md").read_text()
     assert (Path(experiment["shards"]) / "manifest.json").is_file()
+    # What the report's "reproduce" section shows: a command a shell can run again as it was.
+    assert shlex.split(experiment["command"])[3:] == [
+        "space=paper",
+        "experiment=smoke",
+        *TINY,
+        *PAPER_CUT,
+        f"results_dir={tmp_path}",
+    ]
+    assert {"python", "ray", "keras", "optuna", "pyarrow", "numpy"} <= set(experiment["versions"])
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", experiment["git_commit"])
+    assert experiment["sittings"] == 1 and experiment["elapsed_s"] > 0
     trial_dir = (folder / rows[0]["checkpoint"]).parent
     epoch = json.loads((trial_dir / "result.json").read_text().splitlines()[0])
     for key in ("epoch", "loss", "kaggle_dice", "val_loss", "val_kaggle_dice", "epoch_s"):
