@@ -195,6 +195,12 @@ def require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def offer_help(config_module: str, config_name: str, argv: Sequence[str], usage: str) -> None:
+    """Raise HelpRequested (run_cli prints it, exit 0) when argv asks for --help or --cfg."""
+    if help_requested(argv):
+        raise HelpRequested(compose_help(config_module, config_name, argv, usage))
+
+
 def run_cli(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> None:
     """Run `main(argv)`; a ConfigError becomes one `error: ...` line on stderr and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)

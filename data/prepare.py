@@ -19,10 +19,8 @@ import numpy as np
 
 from data.config import (
     ConfigError,
-    HelpRequested,
     compose,
-    compose_help,
-    help_requested,
+    offer_help,
     require,
     run_cli,
 )
@@ -206,8 +204,7 @@ def _with_dropped(manifest: Manifest, dropped_clean: int) -> Manifest:
 
 
 def main(argv: Sequence[str]) -> int:
-    if help_requested(argv):
-        raise HelpRequested(compose_help("data.conf", "prepare", argv, __doc__ or ""))
+    offer_help("data.conf", "prepare", argv, __doc__ or "")
     cfg = compose("data.conf", "prepare", argv)
     require(cfg.get("out") is not None, "out is not set: give out=PATH_OR_URI")
     try:

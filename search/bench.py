@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from data.config import HelpRequested, compose_help, help_requested, require, run_cli
+from data.config import offer_help, require, run_cli
 
 __all__ = ["main", "plain_fit", "trial_images_per_s"]
 
@@ -132,8 +132,7 @@ def main(argv: Sequence[str]) -> int:
         return 0
     from search import run
 
-    if help_requested(argv):
-        raise HelpRequested(compose_help("search.conf", "config", argv, __doc__ or ""))
+    offer_help("search.conf", "config", argv, __doc__ or "")
     cfg = run.resolved_config(argv)
     run.validate(cfg)
     points = run.grid_points(cfg["space"])

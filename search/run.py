@@ -21,13 +21,12 @@ from typing import Any
 
 from data.config import (
     ConfigError,
-    HelpRequested,
     compose,
-    compose_help,
-    help_requested,
+    offer_help,
     require,
     run_cli,
 )
+from search.lock import HEARTBEAT_S
 from search.runner import SearchPlan
 from search.spaces import apply_model_defaults, grid_points, plain, validate_space
 
@@ -220,8 +219,9 @@ def validate_top(cfg: Mapping[str, Any]) -> None:
     )
     stale = cfg["lock_stale_s"]
     require(
-        isinstance(stale, int | float) and not isinstance(stale, bool) and stale > 10,
-        f"lock_stale_s={stale!r}: expected a number of seconds above the 10 s heartbeat",
+        isinstance(stale, int | float) and not isinstance(stale, bool) and stale > HEARTBEAT_S,
+        f"lock_stale_s={stale!r}: expected a number of seconds above the {HEARTBEAT_S:g} s "
+        "heartbeat",
     )
     interval = cfg["console_interval_s"]
     require(
@@ -493,8 +493,7 @@ def _promote(experiment_dir: Path) -> bool:
 def main(argv: Sequence[str]) -> int:
     # Validation imports the models (and so TensorFlow): keep its start-up chatter quiet.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if help_requested(argv):
-        raise HelpRequested(compose_help("search.conf", "config", argv, __doc__ or ""))
+    offer_help("search.conf", "config", argv, __doc__ or "")
     cfg = resolved_config(argv)
     validate(cfg)
     name = experiment_name(cfg)
