@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_checks import one_error_line
 
 from data.config import ConfigError
 from search.lock import LOCK_NAME, ExperimentLock, ExperimentLocked, read_holder
@@ -183,8 +184,5 @@ def test_each_command_on_a_held_experiment_exits_with_one_line(
     finally:
         holder.kill()
         holder.wait()
-    assert done.returncode == 2
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1
-    assert f"in use by search.run (pid {holder.pid}" in errors[0]
+    assert f"in use by search.run (pid {holder.pid}" in one_error_line(done)
     assert not (results / "busy" / "tune").exists()

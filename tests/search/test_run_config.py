@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_checks import one_error_line
 
 from data.config import ConfigError
 from data.shards import read_manifest
@@ -103,9 +104,7 @@ def test_cli_prints_one_error_line_and_exits_2(tmp_path):
         env=env,
         timeout=120,
     )
-    assert done.returncode == 2
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: train.batch_size=-1: expected an integer >= 1"]
+    assert one_error_line(done) == "error: train.batch_size=-1: expected an integer >= 1"
 
 
 def test_relative_shards_path_reaches_the_trials_absolute(tmp_path, monkeypatch):
@@ -183,11 +182,9 @@ def test_a_corrupted_shard_stops_the_driver_before_ray(tmp_path):
         timeout=120,
         stdin=subprocess.DEVNULL,
     )
-    assert done.returncode == 2
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1
-    assert f"{shard.path}: sha256 does not match the manifest" in errors[0]
-    assert "before any trial started" in errors[0]
+    error = one_error_line(done)
+    assert f"{shard.path}: sha256 does not match the manifest" in error
+    assert "before any trial started" in error
     assert not (results / "corrupt" / "tune").exists()
 
 
