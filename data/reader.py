@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from data import rle
-from data.shards import Manifest, ShardError, load_shard, read_manifest, split_info
+from data.shards import (
+    Manifest,
+    ShardError,
+    load_shard,
+    read_manifest,
+    shard_columns,
+    split_info,
+)
 
 __all__ = [
     "CROP_MODES",
@@ -294,7 +301,8 @@ def check_options(
 def _split_sizes(manifest: Manifest, split: str) -> set[tuple[int, int]]:
     sizes: set[tuple[int, int]] = set()
     for shard in split_info(manifest, split).shards:
-        table = load_shard(manifest, shard).select(["height", "width"])
+        # search.run has just verified these shards whole: read the two columns alone.
+        table = shard_columns(manifest, shard, ["height", "width"])
         sizes |= set(
             zip(table.column("height").to_pylist(), table.column("width").to_pylist(), strict=True)
         )

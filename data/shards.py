@@ -14,7 +14,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "write_manifest",
     "read_manifest",
     "load_shard",
+    "shard_columns",
     "iter_split_tables",
     "read_split_rles",
     "VerifyReport",
@@ -284,6 +285,34 @@ def load_shard(manifest: Manifest, shard: ShardInfo) -> Any:
         raise ShardError(f"{name}: sha256 does not match the manifest (corrupted shard)")
     try:
         table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ShardError(f"{name}: not a readable Arrow IPC file ({exc})") from None
+    if table.num_rows != shard.rows:
+        raise ShardError(f"{name}: {table.num_rows} rows, the manifest says {shard.rows}")
+    return table
+
+
+def shard_columns(manifest: Manifest, shard: ShardInfo, columns: Sequence[str]) -> Any:
+    """Only `columns` of a shard, reading no other column's buffers and hashing nothing.
+
+    For checks that run right after `verify_shards` has hashed the same shards (the search
+    driver's size check of mixed-size splits): a second full read would double their cost.
+    """
+    import pyarrow as pa
+
+    filesystem, base = resolve(manifest.uri)
+    name = join(manifest.uri, shard.path)
+    try:
+        with filesystem.open_input_file(join(base, shard.path)) as handle:
+            schema = pa.ipc.open_file(handle).schema
+            missing = [c for c in columns if schema.get_field_index(c) < 0]
+            if missing:
+                raise ShardError(f"{name}: no column {', '.join(missing)}")
+            fields = [schema.get_field_index(c) for c in columns]
+            options = pa.ipc.IpcReadOptions(included_fields=fields)
+            table = pa.ipc.open_file(handle, options=options).read_all()
+    except FileNotFoundError:
+        raise ShardError(f"{name}: shard is missing") from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise ShardError(f"{name}: not a readable Arrow IPC file ({exc})") from None
     if table.num_rows != shard.rows:

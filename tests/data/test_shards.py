@@ -173,3 +173,19 @@ def test_verify_names_a_shard_corrupted_after_it_was_stamped(tmp_path: Path) -> 
     path.unlink()
     with pytest.raises(ShardError, match=rf"{shard.path}: shard is missing"):
         verify_shards(manifest, ("val",), stamp=stamp)
+
+
+def test_shard_columns_reads_two_columns_without_the_pixels(tmp_path: Path) -> None:
+    from data.shards import load_shard, shard_columns
+
+    manifest = prepare(synthetic(), out=str(tmp_path), shard_bytes=4 * RECORD_BYTES)
+    shard = manifest.splits["train"].shards[0]
+    sizes = shard_columns(manifest, shard, ["height", "width"])
+    assert sizes.column_names == ["height", "width"]
+    whole = load_shard(manifest, shard)
+    assert sizes.to_pylist() == whole.select(["height", "width"]).to_pylist()
+    with pytest.raises(ShardError, match=rf"{shard.path}: no column depth"):
+        shard_columns(manifest, shard, ["height", "depth"])
+    (tmp_path / shard.path).unlink()
+    with pytest.raises(ShardError, match=rf"{shard.path}: shard is missing"):
+        shard_columns(manifest, shard, ["height"])
