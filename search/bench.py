@@ -81,7 +81,7 @@ def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
     experiment_dir = (Path(cfg["results_dir"]) / run.experiment_name(cfg)).resolve()
     uri, manifest = run.prepare_shards(cfg, experiment_dir)
     plan = run.make_plan(cfg, shards=uri, class_names=manifest.class_names)
-    _configure_tensorflow(int(plan.settings["threads"]))
+    _configure_tensorflow(int(plan.settings["threads"]), plan.settings["train"]["backend"])
     precision = resolve_precision(plan.settings["train"]["precision"])
     records, val = open_splits(plan.settings)
     steps = steps_per_epoch(records, plan.settings)

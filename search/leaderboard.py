@@ -148,6 +148,7 @@ def _trial_row(
     row["device_s"] = round(sum(float(r.get("epoch_s", 0.0)) for r in by_epoch.values()), 1)
     row["learning_rate"] = record.point.get("learning_rate", "")
     row["precision"] = str(last.get("precision", ""))
+    row["backend"] = str(last.get("backend", ""))
     # The host a person can find; Ray's node id only where a trial did not report one.
     row["node"] = str(last.get("host") or str(last.get("node_id", ""))[:12])
     row["checkpoint"] = best_checkpoint(record.path)

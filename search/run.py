@@ -42,6 +42,7 @@ __all__ = [
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
+BACKENDS = ("tensorflow", "jax")
 CROP_MODES = ("random", "defect")
 RESUME = ("auto", "never")
 # Settings whose change makes a different experiment; the rest (console, promote, cluster
@@ -119,6 +120,10 @@ def validate_train(train: Mapping[str, Any]) -> None:
     require(
         train["optimizer"] in OPTIMIZERS,
         f"train.optimizer={train['optimizer']!r}: expected one of {', '.join(OPTIMIZERS)}",
+    )
+    require(
+        train["backend"] in BACKENDS,
+        f"train.backend={train['backend']!r}: expected one of {', '.join(BACKENDS)}",
     )
     require(
         train["lr_schedule"] in LR_SCHEDULES,
@@ -240,6 +245,14 @@ def validate(cfg: Mapping[str, Any]) -> None:
     validate_train(cfg["train"])
     validate_cluster(cfg["cluster"])
     validate_search(cfg)
+    if cfg["train"]["backend"] == "jax" and not cfg["cluster"].get("address"):
+        import importlib.util
+
+        require(
+            importlib.util.find_spec("jax") is not None,
+            "train.backend=jax: JAX is not installed here; pip install -e '.[jax]' "
+            "(or '.[jax]' plus a CUDA jaxlib on GPU machines)",
+        )
     validate_space(cfg["space"], train=cfg["train"])
 
 
@@ -298,7 +311,20 @@ def make_plan(cfg: Mapping[str, Any], *, shards: str, class_names: Sequence[str]
         console_interval_s=float(cfg["console_interval_s"]),
         reuse_actors=reuse_actors(cfg),
         prune_checkpoints=bool(cfg["prune_checkpoints"]),
+        runtime_env={"env_vars": backend_env(cfg["train"]["backend"])},
     )
+
+
+def backend_env(backend: str) -> dict[str, str]:
+    """The trial workers' environment for a Keras backend, set before they import Keras.
+
+    Under JAX, each trial allocates GPU memory as it needs it (XLA_PYTHON_CLIENT_PREALLOCATE
+    off) rather than 75% of the card up front, so fractional-GPU trials can share one.
+    """
+    env = {"KERAS_BACKEND": backend}
+    if backend == "jax":
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    return env
 
 
 def reuse_actors(cfg: Mapping[str, Any]) -> bool:

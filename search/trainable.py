@@ -41,14 +41,22 @@ class NaNLossError(FloatingPointError):
     """The training loss became NaN or infinite: this trial's configuration diverged."""
 
 
-def _configure_tensorflow(threads: int) -> None:
+def _configure_tensorflow(threads: int, backend: str = "tensorflow") -> None:
     import keras
     import tensorflow as tf
 
+    if keras.backend.backend() != backend:
+        raise RuntimeError(
+            f"train.backend={backend} but this worker's Keras runs on "
+            f"{keras.backend.backend()} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r}): "
+            "the worker imported Keras before the search set its backend"
+        )
     # A reused actor (TuneConfig reuse_actors) keeps TF initialised: the settings below then
     # raise RuntimeError and are already in force; the previous trial's graph state goes.
     keras.backend.clear_session()
     try:
+        if backend != "tensorflow":  # TensorFlow only feeds the data: the GPU is the model's
+            tf.config.set_visible_devices([], "GPU")
         # Trials share a GPU only if none grabs all of its memory up front.
         for gpu in tf.config.list_physical_devices("GPU"):
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -217,6 +225,7 @@ def _reporter(**kwargs: Any) -> Any:
 
 
 def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
+    import keras
     import ray
     from ray import tune
 
@@ -237,6 +246,7 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
         node_id=callback.node_id,
         host=socket.gethostname(),
         precision=callback.precision,
+        backend=keras.backend.backend(),
         pid=os.getpid(),
         gpu_ids=",".join(str(i) for i in ray.get_gpu_ids()),
         trial_started=callback.started,
@@ -252,7 +262,7 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
 def train_segmentation(config: Mapping[str, Any]) -> None:
     """Train one grid point; Tune calls this in a worker process."""
     settings, point = config["settings"], config["point"]
-    _configure_tensorflow(int(settings["threads"]))
+    _configure_tensorflow(int(settings["threads"]), settings["train"]["backend"])
     import keras
     import ray
     from ray import tune

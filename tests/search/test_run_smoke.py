@@ -137,3 +137,23 @@ def test_paper_space_smoke_search(tmp_path):
     for key in ("epoch", "loss", "kaggle_dice", "val_loss", "val_kaggle_dice", "epoch_s"):
         assert key in epoch
     assert epoch["images_per_s"] > 0 and all(f"val_dice_{c}" in epoch for c in CLASSES)
+
+
+@pytest.mark.slow
+def test_trials_train_on_jax_and_promotion_reads_their_checkpoints(tmp_path):
+    """train.backend=jax: the workers run Keras on JAX; the driver (TensorFlow) promotes."""
+    argv = [*TINY, "train.epochs=2", "train.backend=jax", "promote=true"]
+    one_point = [
+        "space.models.unet.grid.filters=[4]",
+        "space.models.unet.grid.activation=[relu]",
+        "space.models.unet.grid.loss=[bce,bce_dice]",
+    ]
+    done = run_search(tmp_path, "space=unet", "experiment=jax", *argv, *one_point)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    folder = tmp_path / "jax"
+    rows = read_leaderboard(folder)
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"TERMINATED"}
+    assert {r["backend"] for r in rows} == {"jax"}
+    assert all(r["epochs"] == "2" for r in rows)
+    metrics = json.loads((folder / "final" / "metrics.json").read_text())
+    assert metrics["models"], "promotion scored no model"
