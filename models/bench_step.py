@@ -1,18 +1,30 @@
 """Seconds per training step of one architecture, for a few batch sizes.
 
-    python -m models.bench_step [--model unet] [--hparam filters=64 ...] [--size 32]
-        [--batches 8 16] [--threads 1] [--steps 3] [--precision float32|auto|mixed_bfloat16|...]
+    python -m models.bench_step [--model unet] [--hparam filters=64 ...] [--filters 8 16 ...]
+        [--size 32 | --size 256x1600] [--batches 8 16] [--threads 1] [--steps 3]
+        [--precision float32|auto|mixed_bfloat16|...] [--backend tensorflow|jax]
 
-Random inputs and masks at size x size, Adam, BCE; the first step (tracing) is timed apart
-from the median of the rest. This is what tells whether a model's step cost follows the
-pixels it sees or its parameter count (the search's embedded default is sized by it).
+Random inputs and masks at H x W, Adam, BCE; the first step (tracing, XLA compilation) is
+timed apart from the median of the rest. Each line is JSON: seconds per step, images/s, the
+peak device memory (GPU; null on a CPU) and the process's peak host memory. This is what
+tells whether a model's step cost follows the pixels it sees or its parameter count (the
+search's embedded default is sized by it), and what a GPU trial of a model costs.
+
+`--filters 8 16 32 64` runs each value in its own process, so every peak is that model's
+alone. `--backend` re-runs the command under that Keras backend (`KERAS_BACKEND`); on a
+machine without TensorFlow, set `KERAS_BACKEND=jax` yourself, since Keras loads its backend
+when `models` is imported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 
@@ -28,17 +40,83 @@ def _value(text: str) -> int | float | str:
     return text
 
 
+def _size(text: str) -> tuple[int, int]:
+    """`32` (square) or `256x1600` (height x width)."""
+    parts = text.lower().split("x")
+    try:
+        sides = tuple(int(p) for p in parts)
+    except ValueError:
+        sides = ()
+    if len(sides) == 1:
+        sides = sides * 2
+    if len(sides) != 2 or min(sides) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or HxW with positive integers")
+    return sides
+
+
+def _reset_peak() -> None:
+    """Start a new device-memory peak where the backend can (TensorFlow on a GPU)."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_logical_devices("GPU")[:1]:
+            tf.config.experimental.reset_memory_stats(gpu.name)
+
+
+def device_memory() -> tuple[str, float | None]:
+    """The accelerator's name and its peak memory in MiB (None on a CPU).
+
+    Under JAX the peak cannot be reset: it is the process's, so `--filters` runs each model
+    in its own process.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(
+                tf.config.list_physical_devices("GPU")[0]
+            )
+            peak = tf.config.experimental.get_memory_info(gpus[0].name)["peak"]
+            return str(details.get("device_name", gpus[0].name)), round(peak / 2**20, 1)
+    elif backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform != "cpu":
+            stats = device.memory_stats() or {}
+            peak = stats.get("peak_bytes_in_use")
+            return device.device_kind, None if peak is None else round(peak / 2**20, 1)
+    return _cpu_name(), None
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return "CPU: " + line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return "CPU"
+
+
 def step_seconds(
     name: str,
     hparams: dict,
     *,
-    size: int,
+    size: int | tuple[int, int],
     batch: int,
     steps: int,
     num_classes: int = 4,
     precision: str = "float32",
 ) -> dict[str, float]:
-    """{first_s, median_s, params} of `steps` training steps at one batch size."""
+    """{first_s, median_s, images_per_s, params} of `steps` training steps at one batch size."""
     import keras
     import numpy as np
 
@@ -57,17 +135,20 @@ def step_seconds(
     )
     optimizer = wrap_optimizer(keras.optimizers.Adam(1e-3), precision=precision)
     model.compile(optimizer=optimizer, loss=get_loss("bce"))
+    height, width = (size, size) if isinstance(size, int) else size
     rng = np.random.default_rng(0)
-    x = rng.random((batch, size, size, 1), dtype=np.float32)
-    y = (rng.random((batch, size, size, num_classes)) > 0.9).astype(np.float32)
+    x = rng.random((batch, height, width, 1), dtype=np.float32)
+    y = (rng.random((batch, height, width, num_classes)) > 0.9).astype(np.float32)
     times = []
     for _ in range(steps):
         started = time.perf_counter()
-        model.train_on_batch(x, y)
+        model.train_on_batch(x, y)  # returns the loss as a number: the step has finished
         times.append(time.perf_counter() - started)
+    median = statistics.median(times[1:] or times)
     return {
-        "first_s": round(times[0], 2),
-        "median_s": round(statistics.median(times[1:] or times), 2),
+        "first_s": round(times[0], 4),
+        "median_s": round(median, 4),
+        "images_per_s": round(batch / median, 1),
         "params": int(model.count_params()),
     }
 
@@ -76,7 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.bench_step", description=__doc__)
     parser.add_argument("--model", default="unet")
     parser.add_argument("--hparam", nargs="*", default=["filters=64"], metavar="KEY=VALUE")
-    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--size", type=_size, default=(32, 32), help="N or HxW")
+    parser.add_argument(
+        "--filters",
+        type=int,
+        nargs="+",
+        help="one line per value (added to --hparam), each in its own process",
+    )
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), help="the Keras backend")
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
@@ -94,15 +182,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         hparams[key] = _value(text)
     if args.steps < 1:
         parser.error(f"--steps {args.steps}: expected at least 1")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    import keras
 
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    except RuntimeError:  # TensorFlow already started in this process (e.g. under pytest)
-        pass
-    threads = tf.config.threading.get_intra_op_parallelism_threads()  # what is in force
+    backend = args.backend or keras.backend.backend()
+    if args.filters and len(args.filters) > 1 or backend != keras.backend.backend():
+        return _in_children(argv, args.filters or [None], backend)
+    if args.filters:
+        hparams["filters"] = args.filters[0]
+    threads = _set_threads(args.threads)
     from models.precision import resolve_precision
 
     try:
@@ -118,21 +206,72 @@ def main(argv: Sequence[str] | None = None) -> int:
             steps=args.steps,
             precision=precision,
         )
-        print(
-            json.dumps(
-                {
-                    "model": args.model,
-                    **hparams,
-                    "size": args.size,
-                    "batch": batch,
-                    "threads": threads,
-                    "precision": precision,
-                    **result,
-                }
-            ),
-            flush=True,
-        )
+        device, peak = device_memory()
+        line = {
+            "model": args.model,
+            **hparams,
+            "size": f"{args.size[0]}x{args.size[1]}",
+            "batch": batch,
+            "threads": threads,
+            "precision": precision,
+            "backend": keras.backend.backend(),
+            "device": device,
+            **result,
+            "peak_device_mib": peak,
+            # ru_maxrss is KiB on Linux: the process's peak, every batch size so far.
+            "peak_host_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+        print(json.dumps(line), flush=True)
+        _reset_peak()
     return 0
+
+
+def _set_threads(threads: int) -> int | None:
+    """Intra-op threads in force: TensorFlow's setting (it runs the CPU ops or feeds them)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return None  # XLA's CPU threads are set by XLA_FLAGS before JAX starts
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already started in this process (e.g. under pytest)
+        pass
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
+def _in_children(argv: list[str], filters: Sequence[int | None], backend: str) -> int:
+    """Run the command once per filters value, each in a fresh process on `backend`."""
+    base = _without(_without(argv, "--filters"), "--backend")
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    for value in filters:
+        extra = [] if value is None else ["--filters", str(value)]
+        done = subprocess.run(
+            [sys.executable, "-m", "models.bench_step", *base, *extra, "--backend", backend],
+            env=env,
+            check=False,
+        )
+        if done.returncode != 0:
+            return done.returncode
+    return 0
+
+
+def _without(argv: Sequence[str], option: str) -> list[str]:
+    """argv less `option` and the values that follow it (up to the next --flag)."""
+    kept, skipping = [], False
+    for arg in argv:
+        if arg.startswith(option + "="):
+            continue
+        if arg == option:
+            skipping = True
+            continue
+        if skipping and not arg.startswith("--"):
+            continue
+        skipping = False
+        kept.append(arg)
+    return kept
 
 
 if __name__ == "__main__":

@@ -13,7 +13,10 @@ from models.params import count_params
 def test_a_small_unet_step_is_timed(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_step.main(["--hparam", "filters=8", "--batches", "2", "--steps", "2"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (line["model"], line["filters"], line["batch"], line["size"]) == ("unet", 8, 2, 32)
+    assert (line["model"], line["filters"], line["batch"], line["size"]) == ("unet", 8, 2, "32x32")
+    assert line["images_per_s"] == pytest.approx(2 / line["median_s"], rel=0.02)
+    assert line["backend"] == "tensorflow" and line["device"].startswith("CPU")
+    assert line["peak_device_mib"] is None and line["peak_host_mib"] > 0
     assert line["params"] == count_params("unet", num_classes=4, filters=8)
     assert line["first_s"] > line["median_s"] >= 0  # the first step traces the graph
 
@@ -25,6 +28,9 @@ def test_bad_arguments_are_named(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         bench_step.main(["--steps", "0"])
     assert "--steps 0: expected at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench_step.main(["--size", "256x"])
+    assert "'256x': expected N or HxW" in capsys.readouterr().err
 
 
 def test_precision_is_resolved_and_reported(capsys: pytest.CaptureFixture[str]) -> None:
@@ -37,3 +43,28 @@ def test_precision_is_resolved_and_reported(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         bench_step.main(["--precision", "half"])
     assert "--precision 'half'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_each_filters_value_runs_in_its_own_process_on_the_chosen_backend() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    argv = ["--hparam", "depth=2", "--filters", "4", "8", "--size", "32x48", "--batches", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "models.bench_step", *argv, "--steps", "2", "--backend", "jax"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    assert [(x["filters"], x["backend"], x["size"]) for x in lines] == [
+        (4, "jax", "32x48"),
+        (8, "jax", "32x48"),
+    ]
+    assert lines[0]["params"] == count_params("unet", num_classes=4, filters=4, depth=2)
