@@ -522,6 +522,7 @@ def main(argv: Sequence[str]) -> int:
     offer_help("search.conf", "config", argv, __doc__ or "")
     cfg = resolved_config(argv)
     validate(cfg)
+    check_cluster_reachable(cfg["cluster"])  # before anything is written or prepared
     name = experiment_name(cfg)
     experiment_dir = (Path(cfg["results_dir"]) / name).resolve()
     from search.lock import ExperimentLock
@@ -530,6 +531,44 @@ def main(argv: Sequence[str]) -> int:
         experiment_dir, command="search.run", stale_after_s=float(cfg["lock_stale_s"])
     ):
         return _run(cfg, experiment_dir, argv)
+
+
+def _reachable(host: str, port: int, timeout_s: float = 3.0) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def check_cluster_reachable(cluster: Mapping[str, Any]) -> None:
+    """cluster=address with no Ray to join: one line with the way out, before any work.
+
+    `auto` finds a cluster as Ray does: RAY_ADDRESS (set under `ray job submit`), else the
+    address file `ray start --head` leaves in Ray's temp folder on this machine.
+    """
+    address = cluster.get("address")
+    if not address:
+        return
+    hint = "start one with `ray start --head` and rerun, or run here with cluster=local"
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS")
+        if not address:
+            temp = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
+            require(
+                temp.is_file(),
+                "cluster.address=auto: no Ray cluster to join (RAY_ADDRESS is unset and no "
+                f"`ray start` address in {temp}); {hint}",
+            )
+            address = temp.read_text().strip()
+    target = re.sub(r"^(ray|https?)://", "", str(address)).rstrip("/")
+    host, _, port = target.rpartition(":")
+    require(
+        host and port.isdigit() and _reachable(host, int(port)),
+        f"cluster.address: nothing answers at {address} (no Ray cluster to join); {hint}",
+    )
 
 
 def _run(cfg: Mapping[str, Any], experiment_dir: Path, argv: Sequence[str]) -> int:

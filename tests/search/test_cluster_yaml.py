@@ -52,10 +52,37 @@ def test_head_runs_no_trials_and_workers_have_gpus(cluster: dict[str, Any]) -> N
 def test_every_node_mounts_shared_storage_and_installs_the_gpu_extra(
     cluster: dict[str, Any],
 ) -> None:
-    setup = " ".join(cluster["setup_commands"])
-    assert "/mnt/steelseg" in setup and "mount" in setup
-    assert "[gpu]" in setup
+    host = " ".join(cluster["initialization_commands"])  # on the host, before Docker starts
+    assert "/mnt/steelseg" in host and "mount -t nfs4" in host
+    assert any(
+        "--volume /mnt/steelseg:/mnt/steelseg" in o for o in cluster["docker"]["run_options"]
+    )
+    assert "[gpu]" in " ".join(cluster["worker_setup_commands"])
+    # The head submits jobs and runs the autoscaler: Ray's job server and boto3.
+    assert "[cpu,cluster]" in " ".join(cluster["head_setup_commands"])
     assert cluster["file_mounts"] == {"~/steelseg": "."}
+
+
+def test_images_pin_python_311_and_the_projects_ray(cluster: dict[str, Any]) -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11"
+    ray_pin = next(d for d in project["dependencies"] if d.startswith("ray[tune]"))
+    upper = re.search(r"<(\d+)\.(\d+)", ray_pin).groups()
+    for key, flavour in (("head_image", "cpu"), ("worker_image", "gpu")):
+        image = cluster["docker"][key]
+        found = re.fullmatch(r"rayproject/ray:(\d+)\.(\d+)\.\d+-py3(\d+)-(\w+)", image)
+        assert found, f"docker.{key}={image!r}: expected a pinned rayproject/ray tag"
+        major, minor, python, kind = found.groups()
+        assert int(python) >= 11 and kind == flavour, image
+        assert (int(major), int(minor)) < tuple(int(x) for x in upper), f"{image} vs {ray_pin}"
+    for name, node in cluster["available_node_types"].items():
+        # Ray's own default would be an Ubuntu 18.04 Deep Learning AMI.
+        assert node["node_config"]["ImageId"].startswith("resolve:ssm:/aws/service/"), name
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("ray[default]") for d in extras["cluster"])
+    assert any(d.startswith("boto3") for d in extras["cluster"])
 
 
 def test_a_misspelt_key_is_rejected(cluster: dict[str, Any]) -> None:

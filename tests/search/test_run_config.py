@@ -204,3 +204,20 @@ def test_a_crop_larger_than_the_images_stops_the_driver_before_ray(tmp_path):
     with pytest.raises(ConfigError, match=r"crop=\(40, 40\) is larger than the images .*32x48"):
         run.main(args)
     assert not (results / "big-crop" / "tune").exists()
+
+
+def test_cluster_address_with_nothing_to_join_stops_before_the_shards(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "no-ray"))
+    message = _fails(tmp_path, "cluster=address")
+    assert message.startswith("cluster.address=auto: no Ray cluster to join")
+    assert "ray start --head" in message and "cluster=local" in message
+    # A named address where nothing listens (port 9 on this machine: discard, closed here).
+    message = _fails(tmp_path, "cluster=address", "cluster.address=127.0.0.1:9")
+    assert "nothing answers at 127.0.0.1:9" in message
+    # The address file `ray start --head` leaves, pointing at a dead head.
+    address_file = tmp_path / "stale" / "ray" / "ray_current_cluster"
+    address_file.parent.mkdir(parents=True)
+    address_file.write_text("127.0.0.1:9\n")
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "stale"))
+    assert "nothing answers at 127.0.0.1:9" in _fails(tmp_path, "cluster=address")
