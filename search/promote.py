@@ -27,6 +27,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,7 @@ import numpy as np
 
 from data.config import ConfigError, run_cli
 from search import ensemble, postprocess
+from search.failpoints import failpoint
 from search.leaderboard import BASELINE_STATUS, resolve_checkpoint
 from search.predict import ModelLoadError, load_keras_model, model_probabilities, parse_overrides
 
@@ -399,14 +401,43 @@ def export_for_inference(checkpoint_model: Path, out: Path) -> None:
 
 
 def swap_in(tmp: Path, final: Path) -> None:
-    """Replace `final` by `tmp` with renames only: at no moment is a half-written final/ there."""
+    """Replace `final` by `tmp` with renames only: at no moment is a half-written final/ there.
+
+    Between the two renames there is no `final/` at all, only `final.old-*`: a process killed
+    there leaves it for `recover_final` to put back.
+    """
     old = None
     if final.exists():
         old = final.with_name(f"{final.name}.old-{os.getpid()}-{time.time_ns()}")
         os.replace(final, old)
+    failpoint("promote.swap")
     os.replace(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_final(experiment_dir: Path) -> list[str]:
+    """Undo what a killed promotion left (the caller holds the experiment's lock).
+
+    A `final.old-*` with no `final/` is the previous promotion, moved aside by a swap that
+    never finished: it goes back. Every `final.tmp-*` (an unfinished promotion's output) and
+    every other `final.old-*` goes. Returns what was done, for the log.
+    """
+    final = experiment_dir / "final"
+    done = []
+    # final.old-<pid>-<time_ns>: the newest is the last promotion that completed.
+    olds = sorted(
+        experiment_dir.glob("final.old-*"),
+        key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else 0,
+    )
+    if not final.exists() and olds:
+        os.replace(olds[-1], final)
+        done.append(f"restored {final} from {olds[-1].name}")
+        olds = olds[:-1]
+    for stale in [*olds, *experiment_dir.glob("final.tmp-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+        done.append(f"removed {stale.name}")
+    return done
 
 
 # --- the whole promotion -------------------------------------------------------------------------
@@ -439,6 +470,8 @@ def promote(
     no finished trial, a checkpoint fails to load, or the shards cannot be read. Nothing in
     `final/` changes unless the whole promotion succeeds.
     """
+    for line in recover_final(experiment_dir):
+        print(f"[promote] a killed promotion left work behind: {line}", file=sys.stderr)
     started = time.perf_counter()
     experiment_dir = Path(experiment_dir)
     if not experiment_dir.is_dir():
@@ -693,6 +726,7 @@ def _write_final(
         )
         (tmp / "ensemble.json").write_text(spec.to_json() + "\n")
         _write_json(tmp / "metrics.json", metrics)
+        failpoint("promote.write")  # the models and metrics written, the rest not yet
         np.savez_compressed(tmp / "overlays.npz", **overlays)
         board = _updated_leaderboard(rows, metrics)
         _write_csv(tmp / "leaderboard.csv", board)

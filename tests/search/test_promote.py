@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import experiment_fixture
@@ -202,4 +206,39 @@ def test_a_checkpoint_that_fails_to_load_keeps_the_good_final(
     message = str(error.value)
     assert "trial f00d1_00002 (resunet)" in message and str(broken) in message
     assert (copy / "final" / "metrics.json").read_bytes() == before
+    assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]
+
+
+def _promote_killed_at(point: str, experiment: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "STEELSEG_FAILPOINT": point, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    argv = [f"experiment={experiment.name}", f"results_dir={experiment.parent}", "top_k=1"]
+    return subprocess.run(
+        [sys.executable, "-m", "search.promote", *argv],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_a_promotion_killed_mid_write_or_mid_swap_leaves_the_previous_final(
+    promoted: Path, tmp_path: Path
+) -> None:
+    copy = experiment_fixture.copy_experiment(promoted, tmp_path / "results" / "neu_killed")
+    before = (copy / "final" / "metrics.json").read_bytes()
+
+    done = _promote_killed_at("promote.write", copy)  # SIGKILL while final.tmp-* is written
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert (copy / "final" / "metrics.json").read_bytes() == before
+    assert list(copy.glob("final.tmp-*")), "the killed promotion wrote nothing aside"
+
+    done = _promote_killed_at("promote.swap", copy)  # between the two renames of the swap
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert not (copy / "final").exists() and list(copy.glob("final.old-*"))
+    # What the next command on the experiment does first, under its lock:
+    restored = promote.recover_final(copy)
+    assert (copy / "final" / "metrics.json").read_bytes() == before
+    assert any(line.startswith("restored") for line in restored)
     assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]
