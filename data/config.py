@@ -202,7 +202,8 @@ def offer_help(config_module: str, config_name: str, argv: Sequence[str], usage:
 
 
 def run_cli(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> None:
-    """Run `main(argv)`; a ConfigError becomes one `error: ...` line on stderr and exit code 2."""
+    """Run `main(argv)`; a ConfigError becomes one `error: ...` line on stderr and exit code 2,
+    an OSError (a full or read-only disk) one `error: ...` line naming the file and exit 1."""
     args = list(sys.argv[1:] if argv is None else argv)
     # TensorFlow's C++ start-up lines (absl, cpu_feature_guard) would come before a one-line
     # error from validation, which imports the models; warnings and errors still show.
@@ -215,4 +216,13 @@ def run_cli(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | N
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as exc:
+        # The disk, not the input: full (ENOSPC, EFBIG), read-only (EROFS), not ours (EACCES,
+        # EPERM). One line naming the file, exit code 1; whatever was being written stays a
+        # temporary that no reader takes for a finished file.
+        print(
+            f"error: cannot write or read {exc.filename or 'a file'}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
     raise SystemExit(code or 0)

@@ -6,7 +6,9 @@ in parallel, outside the GIL), then crops, flips, batches and prefetches.
 
 Randomness (shuffle, crops, flips) is a pure function of `seed` and the element's position in
 the stream, so `deterministic=True` gives the same batches on every run; without it, tf.data
-may reorder elements between parallel calls for speed.
+may reorder elements between parallel calls for speed. Crops and flips are stateless; the
+shuffles are tf.data's, which also mix in TensorFlow's global seed (tf.random.set_seed), so
+callers that need the same order in two processes hold that fixed as well.
 """
 
 from __future__ import annotations

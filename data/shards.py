@@ -135,6 +135,12 @@ def _write_atomic(filesystem: Any, path: str, data: bytes) -> None:
         with filesystem.open_output_stream(temporary) as stream:
             stream.write(data)
         filesystem.move(temporary, path)
+    except OSError as exc:
+        _delete_quietly(filesystem, temporary)
+        if exc.filename:
+            raise
+        # pyarrow's filesystem errors name no file: the caller's one-line error must.
+        raise OSError(exc.errno, str(exc), path) from exc
     except BaseException:
         _delete_quietly(filesystem, temporary)
         raise

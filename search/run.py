@@ -496,7 +496,9 @@ def write_experiment(
         "config": cfg,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    tmp = path.with_name(path.name + ".tmp")  # a full disk leaves the old record, not half
+    tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def _promote(experiment_dir: Path) -> bool:

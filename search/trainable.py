@@ -284,10 +284,13 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
         node_id=ray.get_runtime_context().get_node_id(),
         precision=precision,
     )
-    # Seeded once: reseeding every epoch made TensorFlow retrace the train step each epoch
-    # (1.5 s of a 2 s epoch for a small U-Net). The models hold no random layers, and the
-    # data's randomness is a function of (seed, epoch, position), so resume stays exact.
-    keras.utils.set_random_seed(epoch_seed(settings, done))
+    # Seeded once, with the trial's seed whatever epoch it starts at: TensorFlow's shuffle
+    # combines its own seed (the epoch's) with this global one, so a worker that resumed at
+    # epoch k under another global seed shuffled its epochs differently from the worker that
+    # ran them uninterrupted (search.chaos found it: equal scores, different losses). Crops
+    # and flips are stateless. Reseeding every epoch made TensorFlow retrace the train step
+    # each epoch (1.5 s of a 2 s epoch for a small U-Net); the models hold no random layers.
+    keras.utils.set_random_seed(int(settings["seed"]))
     last = int(point.get("epochs", settings["train"]["epochs"]))
     if done >= last:
         return

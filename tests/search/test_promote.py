@@ -242,3 +242,38 @@ def test_a_promotion_killed_mid_write_or_mid_swap_leaves_the_previous_final(
     assert (copy / "final" / "metrics.json").read_bytes() == before
     assert any(line.startswith("restored") for line in restored)
     assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]
+
+
+@pytest.mark.slow
+def test_a_promotion_on_a_full_disk_fails_with_one_line_and_keeps_final(
+    promoted: Path, tmp_path: Path
+) -> None:
+    import resource
+
+    copy = experiment_fixture.copy_experiment(promoted, tmp_path / "results" / "neu_full")
+    before = (copy / "final" / "metrics.json").read_bytes()
+
+    def full_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # no model file fits
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "search.promote",
+            "experiment=neu_full",
+            f"results_dir={copy.parent}",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=full_disk,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "File too large" in errors[0], done.stderr[-2000:]
+    assert (copy / "final" / "metrics.json").read_bytes() == before
+    assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]

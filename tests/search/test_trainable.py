@@ -143,3 +143,18 @@ def test_a_cosine_schedule_spans_the_trials_epochs_and_survives_a_checkpoint(
     assert int(again.optimizer.iterations) == 3  # a resumed trial continues the same curve
     assert float(again.optimizer.learning_rate) == pytest.approx(float(cosine(3)))
     assert float(cosine(3)) < 0.004
+
+
+def test_the_global_seed_enters_the_shuffle_so_trials_hold_it_fixed(shards: str) -> None:
+    """Why train_segmentation seeds every worker with the trial's seed, not the epoch's."""
+    import keras
+
+    settings = _settings(shards)
+
+    def third_epoch(global_seed: int) -> np.ndarray:
+        keras.utils.set_random_seed(global_seed)
+        records, _ = open_splits(settings)
+        return _epoch(records, settings, 2)[1]
+
+    np.testing.assert_array_equal(third_epoch(3), third_epoch(3))
+    assert not np.array_equal(third_epoch(3), third_epoch(4))
