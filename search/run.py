@@ -596,7 +596,21 @@ def _run(cfg: Mapping[str, Any], experiment_dir: Path, argv: Sequence[str]) -> i
         return 130
     if cfg["promote"] and not _promote(experiment_dir):
         return 1
+    print(f"[search] {disk_footprint(experiment_dir)}", flush=True)
     return 0
+
+
+def _bytes_under(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def disk_footprint(experiment_dir: Path) -> str:
+    """What the experiment's folder holds on disk, in all and by part."""
+    parts = {name: experiment_dir / name for name in ("tune", "final", "shards")}
+    sizes = {name: _bytes_under(path) for name, path in parts.items() if path.is_dir()}
+    total = _bytes_under(experiment_dir)
+    listed = ", ".join(f"{name}/ {size / 2**20:.1f} MiB" for name, size in sizes.items())
+    return f"{experiment_dir} holds {total / 2**20:.1f} MiB on disk ({listed})"
 
 
 if __name__ == "__main__":

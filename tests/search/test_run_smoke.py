@@ -157,3 +157,8 @@ def test_trials_train_on_jax_and_promotion_reads_their_checkpoints(tmp_path):
     assert all(r["epochs"] == "2" for r in rows)
     metrics = json.loads((folder / "final" / "metrics.json").read_text())
     assert metrics["models"], "promotion scored no model"
+    # The last line says what the experiment costs on disk, in all and by part.
+    footprint = re.search(r"holds ([\d.]+) MiB on disk \(tune/ ([\d.]+) MiB, final/", done.stdout)
+    assert footprint, done.stdout[-2000:]
+    on_disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert float(footprint[1]) == pytest.approx(on_disk / 2**20, abs=0.1)
