@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from data.config import ConfigError, HelpRequested, compose_help, help_requested, require, run_cli
-from search.leaderboard import BASELINE_STATUS
+from search.leaderboard import BASELINE_STATUS, METRIC
 
 __all__ = ["main", "summarise"]
 
@@ -63,8 +63,8 @@ def summarise(leaderboard_csv: str | Path) -> dict[str, Any]:
                 f"{path} line {number}: epochs={row.get('epochs')!r} is not a whole number"
             ) from None
         trial_s += float(row.get("wall_s") or 0.0)
-        if row.get("val_kaggle_dice"):
-            best = max(best, float(row["val_kaggle_dice"]))
+        if row.get(METRIC):
+            best = max(best, float(row[METRIC]))
     statuses = sorted({row["status"] for row in rows})
     return {
         "trials": len(rows),

@@ -41,7 +41,7 @@ import numpy as np
 from data.config import ConfigError, run_cli
 from search import ensemble, postprocess
 from search.failpoints import failpoint
-from search.leaderboard import BASELINE_STATUS, resolve_checkpoint
+from search.leaderboard import BASELINE_STATUS, METRIC, resolve_checkpoint
 from search.predict import ModelLoadError, load_keras_model, model_probabilities, parse_overrides
 
 __all__ = [
@@ -126,7 +126,7 @@ def load_leaderboard(experiment_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise PromotionError(f"{path} is missing: has the search of this experiment run?")
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    needed = {"trial_id", "status", "model", "val_kaggle_dice", "checkpoint"}
+    needed = {"trial_id", "status", "model", METRIC, "checkpoint"}
     missing = sorted(needed - set(frame.columns))
     if missing:
         raise PromotionError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -140,9 +140,9 @@ def hparam_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     val_kaggle_dice, ...`; `loss` (bce | dice | bce_dice) is itself a hyperparameter of the grid.
     """
     columns = list(rows[0]) if rows else []
-    if "model" not in columns or "val_kaggle_dice" not in columns:
+    if "model" not in columns or METRIC not in columns:
         return []
-    found = columns[columns.index("model") + 1 : columns.index("val_kaggle_dice")]
+    found = columns[columns.index("model") + 1 : columns.index(METRIC)]
     # Hyperparameters the search places among the metrics, when a search varies them.
     return found + [c for c in TRAILING_HPARAMS if c in columns and c not in found]
 
@@ -158,7 +158,7 @@ def select_candidates(
     hparams = hparam_columns(rows)
     finished = []
     for row in rows:
-        score, checkpoint = row.get("val_kaggle_dice"), row.get("checkpoint")
+        score, checkpoint = row.get(METRIC), row.get("checkpoint")
         if str(row.get("status", "")).upper() != FINISHED or not isinstance(checkpoint, str):
             continue
         if not checkpoint or score is None or not math.isfinite(float(score)):
@@ -772,7 +772,7 @@ def _updated_leaderboard(
                 else scores(by_trial.get(str(row["trial_id"])))
             ),
         }
-        for row in sorted(rows, key=lambda r: -(_plain(r.get("val_kaggle_dice")) or -1.0))
+        for row in sorted(rows, key=lambda r: -(_plain(r.get(METRIC)) or -1.0))
     ]
     ens = metrics["ensemble"]
     members = "+".join(f"{m['name']}x{m['weight']:.2f}" for m in ens["members"])

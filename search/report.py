@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from data.config import ConfigError, run_cli
-from search.leaderboard import BASELINE_STATUS
+from search.leaderboard import BASELINE_STATUS, METRIC
 from search.predict import parse_overrides
 from search.promote import FINISHED, hparam_columns, load_leaderboard, resolve_experiment
 
@@ -141,7 +141,7 @@ CURVE_KEYS = (
     "loss",
     "kaggle_dice",
     "val_loss",
-    "val_kaggle_dice",
+    METRIC,
     "time_this_iter_s",
     "timestamp",
 )
@@ -265,8 +265,7 @@ def finished_trials(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
     return [
         r
         for r in rows
-        if str(r.get("status", "")).upper() == FINISHED
-        and _number(r.get("val_kaggle_dice")) is not None
+        if str(r.get("status", "")).upper() == FINISHED and _number(r.get(METRIC)) is not None
     ]
 
 
@@ -386,7 +385,7 @@ def param_importances(rows: Sequence[Mapping[str, Any]], axes: Sequence[Axis]) -
         trial = optuna.trial.create_trial(
             params=params,
             distributions={k: distributions[k] for k in params},
-            value=float(row["val_kaggle_dice"]),
+            value=float(row[METRIC]),
         )
         study.add_trial(trial)
     evaluator = PedAnovaImportanceEvaluator(target_quantile=ped_anova_quantile(len(rows)))
@@ -432,7 +431,7 @@ def plot_learning_curves(
 
     models = {str(r["trial_id"]): str(r.get("model", "?")) for r in rows}
     labels = trial_labels(rows)
-    scores = {str(r["trial_id"]): _number(r.get("val_kaggle_dice")) or -1.0 for r in rows}
+    scores = {str(r["trial_id"]): _number(r.get(METRIC)) or -1.0 for r in rows}
     archs = sorted({models.get(t, "?") for t in curves})
     fig = _figure(13, 3.2 * len(archs))
     for row, arch in enumerate(archs):
@@ -479,12 +478,12 @@ def plot_parallel(
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    scores = [float(r["val_kaggle_dice"]) for r in rows]
+    scores = [float(r[METRIC]) for r in rows]
     low = min([*scores, *([baseline] if baseline is not None else [])])
     high = max(scores)
     if high - low < 1e-9:
         low, high = low - 0.01, high + 0.01
-    score_axis = Axis("val_kaggle_dice", None, low, high)
+    score_axis = Axis(METRIC, None, low, high)
     every = [*axes, score_axis]
     cmap, norm = plt.get_cmap("viridis"), Normalize(min(scores), max(scores) + 1e-12)
     fig = _figure(max(7.0, 2.0 * len(every) + 2), 4.8)
@@ -524,7 +523,7 @@ def plot_parallel(
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label="val_kaggle_dice", pad=0.02)
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=METRIC, pad=0.02)
     fig.tight_layout()
     names = ", ".join(a.name for a in axes)
     return _png(fig, f"parallel coordinates: {names} against val_kaggle_dice, {len(rows)} trials")
@@ -536,7 +535,7 @@ def _axis_ticks(axis: Axis, values: Sequence[Any]) -> list[tuple[float, str]]:
     else:
         scale = (lambda v: math.log10(v), lambda v: 10**v) if axis.log else (float, float)
         steps = np.linspace(scale[0](axis.low), scale[0](axis.high), 5)
-        fmt = "{:.4f}" if axis.name == "val_kaggle_dice" else "{:.3g}"
+        fmt = "{:.4f}" if axis.name == METRIC else "{:.3g}"
         ticks = [(axis.position(scale[1](s)), fmt.format(scale[1](s))) for s in steps]
     if any(v is None for v in values):
         ticks.append((axis.position(None), "n/a"))
@@ -574,7 +573,7 @@ def plot_hparams(rows: Sequence[Mapping[str, Any]], axes: Sequence[Axis]) -> str
         categories = [*(["n/a"] if blank else []), *map(_shown, axis.choices or ())]
         for a, arch in enumerate(archs):
             points = [
-                (_hparam_value(r.get(axis.name)), float(r["val_kaggle_dice"]))
+                (_hparam_value(r.get(axis.name)), float(r[METRIC]))
                 for r in rows
                 if str(r.get("model")) == arch
             ]
@@ -720,7 +719,7 @@ LEADERBOARD_HIDDEN = {"checkpoint"}
 
 def _head(column: str, numeric: bool) -> str:
     attributes = f'data-numeric="{int(numeric)}"'
-    if column == "val_kaggle_dice":
+    if column == METRIC:
         attributes += ' data-initial-sort="1"'  # best trial first when the page opens
     if not numeric:
         attributes += ' class="text"'
@@ -768,7 +767,7 @@ def baseline_note(rows: Sequence[Mapping[str, Any]], experiment: Mapping[str, An
             '<p class="note" id="baseline">This search recorded no predict-nothing baseline '
             "(experiment.json predates it): rerun search.run to add it.</p>"
         )
-    scores = [_number(r.get("val_kaggle_dice")) for r in rows]
+    scores = [_number(r.get(METRIC)) for r in rows]
     scores = [v for v in scores if v is not None]
     text = (
         f'<p id="baseline">Predicting no defect scores <b>{baseline["kaggle_dice"]:.4f}</b> on '

@@ -26,6 +26,8 @@ from data.config import (
     require,
     run_cli,
 )
+from data.reader import CROP_MODES
+from search.leaderboard import METRIC
 from search.lock import HEARTBEAT_S
 from search.runner import SearchPlan
 from search.spaces import apply_model_defaults, grid_points, plain, validate_space
@@ -43,7 +45,6 @@ __all__ = [
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 BACKENDS = ("tensorflow", "jax")
-CROP_MODES = ("random", "defect")
 RESUME = ("auto", "never")
 # Settings whose change makes a different experiment; the rest (console, promote, cluster
 # sizing) may change between a run and its resume.
@@ -481,7 +482,7 @@ def write_experiment(
         "models": sorted(plan.models),
         "grid_points": len(plan.points),
         "seed": plan.seed,
-        "metric": "val_kaggle_dice",
+        "metric": METRIC,
         # Predicting no defect on the very images the trials validate on: the floor to clear.
         "baseline": empty_prediction_score(plan.shards, "val", limit=cfg["train"]["limit_val"]),
         # "auto" is resolved by each trial on its own machine (the leaderboard's precision
