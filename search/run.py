@@ -246,6 +246,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     validate_train(cfg["train"])
     validate_cluster(cfg["cluster"])
     validate_search(cfg)
+    _check_shares_fit(cfg)
     if cfg["train"]["backend"] == "jax" and not cfg["cluster"].get("address"):
         import importlib.util
 
@@ -255,6 +256,36 @@ def validate(cfg: Mapping[str, Any]) -> None:
             "(or '.[jax]' plus a CUDA jaxlib on GPU machines)",
         )
     validate_space(cfg["space"], train=cfg["train"])
+
+
+def _check_shares_fit(cfg: Mapping[str, Any]) -> None:
+    """On a local Ray of known size, a trial asking for more than it has would wait forever."""
+    from search.spaces import trial_share
+
+    cluster = cfg["cluster"]
+    if cluster.get("address"):
+        return  # a cluster's nodes are its own; Ray's autoscaler reports what cannot fit
+    limits = {"cpus": cluster.get("num_cpus") or os.cpu_count(), "gpus": cluster.get("num_gpus")}
+    models = cfg["space"]["models"]
+    for point in grid_points(cfg["space"]):
+        cpus, gpus = trial_share(
+            point,
+            models,
+            cpus=float(cluster["cpus_per_trial"]),
+            gpus=float(cluster["gpus_per_trial"]),
+        )
+        for name, asked in (("cpus", cpus), ("gpus", gpus)):
+            have = limits[name]
+            require(
+                have is None or asked <= float(have),
+                f"a {point['model']} trial ({_point_text(point)}) asks for {asked:g} {name} but "
+                f"this local Ray has {have}: it would never start; lower its share "
+                f"(space.models.{point['model']}.resources or cluster.{name}_per_trial)",
+            )
+
+
+def _point_text(point: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in point.items() if k != "model")
 
 
 def _identity(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ it, and writes the final leaderboard from Tune's saved experiment state.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -68,15 +69,33 @@ def trial_dirname(trial: Any) -> str:
     return f"{trial.config.get('point', {}).get('model', 'trial')}_{trial.trial_id}"
 
 
+def trial_placement(
+    config: Mapping[str, Any], *, models: Mapping[str, Any], cpus: float, gpus: float
+) -> Any:
+    """The placement of one trial: its model's (and filters value's) share of a node."""
+    from ray.tune import PlacementGroupFactory
+
+    from search.spaces import trial_share
+
+    cpu, gpu = trial_share(config["point"], models, cpus=cpus, gpus=gpus)
+    bundle = {"CPU": cpu, **({"GPU": gpu} if gpu > 0 else {})}
+    return PlacementGroupFactory([bundle])
+
+
 def _trainable(plan: SearchPlan) -> Any:
     from ray import tune
 
     from search.trainable import train_segmentation
 
-    resources = {"cpu": float(plan.cluster["cpus_per_trial"])}
-    if float(plan.cluster["gpus_per_trial"]) > 0:
-        resources["gpu"] = float(plan.cluster["gpus_per_trial"])
-    return tune.with_resources(train_segmentation, resources)
+    # Per trial, from its point: a space may give a model, or one filters value, its own
+    # CPUs and GPU share (a whole card for filters 64 at full size, a quarter for filters 8).
+    placement = functools.partial(
+        trial_placement,
+        models=dict(plan.models),
+        cpus=float(plan.cluster["cpus_per_trial"]),
+        gpus=float(plan.cluster["gpus_per_trial"]),
+    )
+    return tune.with_resources(train_segmentation, placement)
 
 
 def _param_space(plan: SearchPlan) -> dict[str, Any]:

@@ -23,6 +23,7 @@ __all__ = [
     "OptunaSpace",
     "grid_points",
     "model_hparams",
+    "trial_share",
     "plain",
     "validate_space",
 ]
@@ -31,7 +32,10 @@ __all__ = [
 TRAINING_KEYS = ("loss", "learning_rate", "epochs")
 RANGE_KINDS = ("choice", "uniform", "loguniform", "int")
 SPACE_KEYS = ("name", "models")
-MODEL_KEYS = ("grid", "fixed", "ranges")
+HPARAM_PARTS = ("grid", "fixed", "ranges")
+# `resources`: this model's own share of a node, {cpus, gpus, by_filters: {F: {cpus, gpus}}}.
+MODEL_KEYS = (*HPARAM_PARTS, "resources")
+RESOURCE_KEYS = ("cpus", "gpus", "by_filters")
 
 
 def plain(value: Any) -> Any:
@@ -71,7 +75,7 @@ def apply_model_defaults(space: Mapping[str, Any], defaults: Mapping[str, Any]) 
         if model not in models.model_names() or not isinstance(entry, dict):
             continue  # validate_space names it
         spec = models.hparam_spec(model)
-        chosen = {k for part in MODEL_KEYS for k in (entry.get(part) or {})}
+        chosen = {k for part in HPARAM_PARTS for k in (entry.get(part) or {})}
         fixed = dict(entry.get("fixed") or {})
         for key, value in defaults.items():
             if key in spec:
@@ -130,6 +134,64 @@ def _validate_entry(model: str, entry: Mapping[str, Any], where: str, train: Map
         _check_range(model, key, spec, f"{where}.ranges.{key}", train)
     for point in _points_of(model, entry):
         _check_point(model, point, where)
+    if entry.get("resources") is not None:
+        _check_resources(model, entry["resources"], f"{where}.resources")
+
+
+def _check_share(share: Any, where: str) -> None:
+    require(isinstance(share, dict), f"{where}={share!r}: expected a mapping with cpus, gpus")
+    extra = sorted(set(share) - {"cpus", "gpus"})
+    require(not extra, f"{where}: unknown key(s) {extra}; valid keys: cpus, gpus")
+    cpus, gpus = share.get("cpus"), share.get("gpus")
+    if cpus is not None:
+        require(
+            isinstance(cpus, int | float) and not isinstance(cpus, bool) and cpus > 0,
+            f"{where}.cpus={cpus!r}: expected a number > 0",
+        )
+    if gpus is not None:
+        require(
+            isinstance(gpus, int | float)
+            and not isinstance(gpus, bool)
+            and (0 <= gpus <= 1 or float(gpus).is_integer()),
+            f"{where}.gpus={gpus!r}: expected 0, a fraction in (0, 1] or a whole number",
+        )
+
+
+def _check_resources(model: str, resources: Any, where: str) -> None:
+    import models
+
+    require(isinstance(resources, dict), f"{where}={resources!r}: expected a mapping")
+    extra = sorted(set(resources) - set(RESOURCE_KEYS))
+    require(not extra, f"{where}: unknown key(s) {extra}; valid keys: {', '.join(RESOURCE_KEYS)}")
+    _check_share({k: v for k, v in resources.items() if k != "by_filters"}, where)
+    by_filters = resources.get("by_filters") or {}
+    require(
+        isinstance(by_filters, dict), f"{where}.by_filters: expected {{filters: {{gpus: ...}}}}"
+    )
+    if by_filters:
+        require(
+            "filters" in models.hparam_spec(model),
+            f"{where}.by_filters: {model} has no filters hyperparameter",
+        )
+    for filters, share in by_filters.items():
+        require(str(filters).isdigit(), f"{where}.by_filters.{filters}: expected a filters value")
+        _check_share(share, f"{where}.by_filters.{filters}")
+
+
+def trial_share(
+    point: Mapping[str, Any], models: Mapping[str, Any], *, cpus: float, gpus: float
+) -> tuple[float, float]:
+    """(CPUs, GPUs) for one trial: the cluster's per-trial share, overridden by its model's
+    `resources`, overridden by that model's `resources.by_filters[<the point's filters>]`."""
+    resources = (models.get(point.get("model"), {}) or {}).get("resources") or {}
+    cpus = float(resources.get("cpus", cpus))
+    gpus = float(resources.get("gpus", gpus))
+    by_filters = {int(k): v for k, v in (resources.get("by_filters") or {}).items()}
+    share = by_filters.get(int(point["filters"])) if "filters" in point else None
+    if share:
+        cpus = float(share.get("cpus", cpus))
+        gpus = float(share.get("gpus", gpus))
+    return cpus, gpus
 
 
 def _check_value(model: str, key: str, value: Any, where: str, train: Mapping) -> None:

@@ -67,6 +67,18 @@ def _configure_tensorflow(threads: int, backend: str = "tensorflow") -> None:
         pass
 
 
+def assigned_share() -> tuple[float, float]:
+    """(CPUs, GPUs) Ray gave this worker: its placement bundle's (keys CPU_group_...)."""
+    import ray
+
+    assigned = ray.get_runtime_context().get_assigned_resources()
+
+    def largest(kind: str) -> float:
+        return max((float(v) for k, v in assigned.items() if k.split("_")[0] == kind), default=0.0)
+
+    return largest("CPU"), largest("GPU")
+
+
 def _optimizer(name: str, learning_rate: Any) -> Any:
     import keras
 
@@ -249,6 +261,8 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
         backend=keras.backend.backend(),
         pid=os.getpid(),
         gpu_ids=",".join(str(i) for i in ray.get_gpu_ids()),
+        cpus=assigned_share()[0],
+        gpus=assigned_share()[1],
         trial_started=callback.started,
     )
     with tempfile.TemporaryDirectory(prefix="ckpt-") as folder:
@@ -262,7 +276,10 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
 def train_segmentation(config: Mapping[str, Any]) -> None:
     """Train one grid point; Tune calls this in a worker process."""
     settings, point = config["settings"], config["point"]
-    _configure_tensorflow(int(settings["threads"]), settings["train"]["backend"])
+    cpus, gpus = assigned_share()
+    # One thread pool as wide as the CPUs this trial was given (its model's own share).
+    threads = max(1, math.ceil(cpus)) if cpus else int(settings["threads"])
+    _configure_tensorflow(threads, settings["train"]["backend"])
     import keras
     import ray
     from ray import tune

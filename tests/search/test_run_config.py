@@ -63,6 +63,16 @@ def _fails(tmp_path: Path, *argv: str) -> str:
         (["resume=sometimes"], "resume='sometimes': expected one of auto, never"),
         (["experiment=../escape"], "use letters, digits"),
         (["promote=maybe"], "promote='maybe': expected true or false"),
+        (["+space.models.unet.resources={gpu: 1}"], "resources: unknown key(s) ['gpu']"),
+        (["+space.models.unet.resources={gpus: 2.5}"], "resources.gpus=2.5: expected 0, a"),
+        (
+            ["+space.models.deeplabv3plus.resources={by_filters: {8: {gpus: 1}}}", "space=paper"],
+            "deeplabv3plus has no filters hyperparameter",
+        ),
+        (
+            ["cluster.num_gpus=1", "+space.models.unet.resources={by_filters: {64: {gpus: 2}}}"],
+            "a unet trial (depth=2 filters=64 activation=relu loss=bce) asks for 2 gpus but this",
+        ),
         (["reuse_actors=maybe"], "reuse_actors='maybe': expected auto, true or false"),
         (["scheduler=asha", "reuse_actors=true"], "reuse_actors=true with scheduler=asha"),
     ],
@@ -221,3 +231,15 @@ def test_cluster_address_with_nothing_to_join_stops_before_the_shards(tmp_path, 
     address_file.write_text("127.0.0.1:9\n")
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "stale"))
     assert "nothing answers at 127.0.0.1:9" in _fails(tmp_path, "cluster=address")
+
+
+def test_a_trial_takes_its_models_and_its_filters_share() -> None:
+    from search.spaces import trial_share
+
+    models = {
+        "unet": {"resources": {"gpus": 0.25, "by_filters": {64: {"gpus": 1, "cpus": 8}}}},
+        "resunet": {},
+    }
+    assert trial_share({"model": "unet", "filters": 8}, models, cpus=4, gpus=0.5) == (4, 0.25)
+    assert trial_share({"model": "unet", "filters": 64}, models, cpus=4, gpus=0.5) == (8, 1)
+    assert trial_share({"model": "resunet", "filters": 64}, models, cpus=4, gpus=0.5) == (4, 0.5)

@@ -162,3 +162,26 @@ def test_trials_train_on_jax_and_promotion_reads_their_checkpoints(tmp_path):
     assert footprint, done.stdout[-2000:]
     on_disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert float(footprint[1]) == pytest.approx(on_disk / 2**20, abs=0.1)
+
+
+@pytest.mark.slow
+def test_each_model_and_filters_value_gets_its_own_gpu_share(tmp_path):
+    """Per-model resources on a local Ray that declares two (fake) GPUs: filters 8 takes a
+    whole card, filters 4 the cluster's half; each trial reports what Ray gave it."""
+    argv = [
+        *TINY,
+        "space.models.unet.grid.filters=[4,8]",
+        "space.models.unet.grid.activation=[relu]",
+        "space.models.unet.grid.loss=[bce]",
+        "cluster.num_gpus=2",
+        "cluster.gpus_per_trial=0.5",
+        "+space.models.unet.resources={by_filters: {8: {gpus: 1}}}",
+    ]
+    done = run_search(tmp_path, "space=unet", "experiment=shares", *argv)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    shares = {}
+    for trial in (tmp_path / "shares" / "tune").glob("unet_*"):
+        first = json.loads((trial / "result.json").read_text().splitlines()[0])
+        params = json.loads((trial / "params.json").read_text())
+        shares[params["point"]["filters"]] = (first["gpus"], len(first["gpu_ids"].split(",")))
+    assert shares == {4: (0.5, 1), 8: (1.0, 1)}
