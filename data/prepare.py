@@ -56,6 +56,13 @@ def prepare(
 ) -> Manifest:
     """Shards + manifest for `dataset` (a dataset group config) at `out`; a no-op if current."""
     dataset = _plain(dataset)
+    if dataset.get("source") == "folder":
+        from data.sources.folder import class_names_for
+
+        try:
+            dataset["class_names"] = class_names_for(dataset)
+        except SourceError as exc:
+            raise ConfigError(str(exc)) from None
     _check_options(dataset, out=out, shard_bytes=shard_bytes, image_format=image_format)
     problems = Problems(on_error)
     scan = scan_source(dataset, problems)
