@@ -73,15 +73,18 @@ def scan_folder(cfg: Mapping[str, Any], problems: Problems) -> Scan:
             mask_path = mask_dir / (image_path.stem + cfg["mask_suffix"])
             entry = _entry(image_path, mask_path, subset, num_classes, problems)
             if entry is not None:
-                for path in (image_path, mask_path):
-                    stat = path.stat()
-                    scan.add_to_fingerprint(
-                        str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns
-                    )
+                _fingerprint(scan, root, image_path, mask_path)
                 scan.entries.append(entry)
     if not scan.entries and not problems.skipped:
         raise SourceError(f"{image_root}: no images with suffix {sorted(suffixes)} found")
     return scan
+
+
+def _fingerprint(scan: Scan, root: Path, *paths: Path) -> None:
+    """Name, size and mtime of each file an entry was read from: a change re-prepares."""
+    for path in paths:
+        stat = path.stat()
+        scan.add_to_fingerprint(str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns)
 
 
 def _subsets(image_root: Path) -> list[tuple[str | None, Path]]:
@@ -117,22 +120,28 @@ def _entry(
     return Entry(image_id, height, width, rles, load, subset)
 
 
-def _read_labels(mask_path: Path, num_classes: int) -> np.ndarray:
+def _read_mask(mask_path: Path, modes: tuple[str, ...], expected: str) -> np.ndarray:
+    """A one-channel mask image's values; SourceError naming the file otherwise."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(mask_path) as image:
             image.load()
-            if image.mode not in ("L", "P", "I", "I;16"):
-                raise SourceError(
-                    f"{mask_path}: mask mode {image.mode}; expected one channel of class ids "
-                    f"0..{num_classes} (mode L or P)"
-                )
-            labels = np.asarray(image)
+            if image.mode not in modes:
+                raise SourceError(f"{mask_path}: mask mode {image.mode}; expected {expected}")
+            return np.asarray(image)
     except UnidentifiedImageError:
         raise SourceError(f"{mask_path}: not a readable mask image") from None
     except OSError as exc:
         raise SourceError(f"{mask_path}: unreadable or truncated mask ({exc})") from None
+
+
+def _read_labels(mask_path: Path, num_classes: int) -> np.ndarray:
+    labels = _read_mask(
+        mask_path,
+        ("L", "P", "I", "I;16"),
+        f"one channel of class ids 0..{num_classes} (mode L or P)",
+    )
     top = int(labels.max(initial=0))
     if top > num_classes:
         raise SourceError(
@@ -180,12 +189,8 @@ def _scan_class_dirs(cfg: Mapping[str, Any], problems: Problems) -> Scan:
             entry = _class_dir_entry(image_path, mask_path, rel, class_id, len(names), problems)
             if entry is None:
                 continue
-            for path in (image_path, mask_path):
-                if path.is_file():
-                    stat = path.stat()
-                    scan.add_to_fingerprint(
-                        str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns
-                    )
+            # A clean image may have no mask: only files that exist are read, and hashed.
+            _fingerprint(scan, root, *(p for p in (image_path, mask_path) if p.is_file()))
             scan.entries.append(entry)
     if not scan.entries and not problems.skipped:
         raise SourceError(f"{root}: no images with suffix {sorted(suffixes)} in the class folders")
@@ -230,18 +235,5 @@ def _class_dir_entry(
 
 def _read_binary_mask(mask_path: Path) -> np.ndarray:
     """A mask's defect pixels: any nonzero value (0/1 or 0/255 masks alike)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(mask_path) as image:
-            image.load()
-            if image.mode not in ("1", "L", "P", "I", "I;16"):
-                raise SourceError(
-                    f"{mask_path}: mask mode {image.mode}; expected one channel (0 background, "
-                    "nonzero defect)"
-                )
-            return np.asarray(image) != 0
-    except UnidentifiedImageError:
-        raise SourceError(f"{mask_path}: not a readable mask image") from None
-    except OSError as exc:
-        raise SourceError(f"{mask_path}: unreadable or truncated mask ({exc})") from None
+    modes = ("1", "L", "P", "I", "I;16")
+    return _read_mask(mask_path, modes, "one channel (0 background, nonzero defect)") != 0
