@@ -209,17 +209,24 @@ def test_a_checkpoint_that_fails_to_load_keeps_the_good_final(
     assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]
 
 
-def _promote_killed_at(point: str, experiment: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "STEELSEG_FAILPOINT": point, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    argv = [f"experiment={experiment.name}", f"results_dir={experiment.parent}", "top_k=1"]
+def _run_promote(
+    experiment: Path, *argv: str, env: dict | None = None, preexec=None
+) -> subprocess.CompletedProcess:
+    """`python -m search.promote` on `experiment` in a fresh process."""
+    base = [f"experiment={experiment.name}", f"results_dir={experiment.parent}", *argv]
     return subprocess.run(
-        [sys.executable, "-m", "search.promote", *argv],
+        [sys.executable, "-m", "search.promote", *base],
         cwd=Path(__file__).resolve().parents[2],
-        env=env,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
         capture_output=True,
         text=True,
         timeout=600,
+        preexec_fn=preexec,
     )
+
+
+def _promote_killed_at(point: str, experiment: Path) -> subprocess.CompletedProcess:
+    return _run_promote(experiment, "top_k=1", env={"STEELSEG_FAILPOINT": point})
 
 
 @pytest.mark.slow
@@ -257,21 +264,7 @@ def test_a_promotion_on_a_full_disk_fails_with_one_line_and_keeps_final(
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # no model file fits
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "search.promote",
-            "experiment=neu_full",
-            f"results_dir={copy.parent}",
-        ],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        preexec_fn=full_disk,
-    )
+    done = _run_promote(copy, preexec=full_disk)
     assert done.returncode == 1, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "File too large" in errors[0], done.stderr[-2000:]
