@@ -210,9 +210,10 @@ def _reporter(**kwargs: Any) -> Any:
 
     # Defined here so that importing this module (the driver does) does not import Keras.
     class Reporter(keras.callbacks.Callback):
-        def __init__(self, *, class_names, train_images, started, node_id, precision):
+        def __init__(self, *, class_names, train_images, started, node_id, precision, share):
             super().__init__()
             self.precision = precision
+            self.share = share  # (CPUs, GPUs) Ray gave the trial: fixed for its life
             self.class_names = list(class_names)
             self.train_images = train_images
             self.started = started
@@ -261,8 +262,8 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
         backend=keras.backend.backend(),
         pid=os.getpid(),
         gpu_ids=",".join(str(i) for i in ray.get_gpu_ids()),
-        cpus=assigned_share()[0],
-        gpus=assigned_share()[1],
+        cpus=callback.share[0],
+        gpus=callback.share[1],
         trial_started=callback.started,
     )
     with tempfile.TemporaryDirectory(prefix="ckpt-") as folder:
@@ -300,6 +301,7 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
         started=time.time(),
         node_id=ray.get_runtime_context().get_node_id(),
         precision=precision,
+        share=(cpus, gpus),
     )
     # Seeded once, with the trial's seed whatever epoch it starts at: TensorFlow's shuffle
     # combines its own seed (the epoch's) with this global one, so a worker that resumed at
