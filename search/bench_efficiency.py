@@ -24,7 +24,6 @@ at most 40% of its trial-epochs). The last line is JSON.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from data.config import ConfigError, HelpRequested, compose_help, help_requested, require, run_cli
-from search.leaderboard import BASELINE_STATUS, METRIC
+from search.leaderboard import METRIC, read_trial_rows
 
 __all__ = ["main", "summarise"]
 
@@ -49,8 +48,7 @@ def summarise(leaderboard_csv: str | Path) -> dict[str, Any]:
     """Trials, trial-epochs and best val_kaggle_dice of one finished search's leaderboard."""
     path = Path(leaderboard_csv)
     require(path.is_file(), f"{path}: no leaderboard (did the search run?)")
-    with path.open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("status") != BASELINE_STATUS]
+    rows = read_trial_rows(path)
     require(rows, f"{path}: the leaderboard has no trial")
     epochs = 0
     trial_s = 0.0

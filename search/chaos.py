@@ -29,7 +29,6 @@ lost (a trial missing or unfinished, an epoch missing or repeated, a score off).
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import random
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from data.config import ConfigError, HelpRequested, help_requested, require, run_cli
-from search.leaderboard import BASELINE_STATUS
+from search.leaderboard import read_results, read_trial_rows
 
 __all__ = ["main", "compare", "descendants", "trial_workers"]
 
@@ -87,10 +86,7 @@ def trial_workers(driver_pid: int) -> list[int]:
 
 def _rows(folder: Path) -> list[dict[str, str]]:
     path = folder / "leaderboard.csv"
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
-        return [r for r in csv.DictReader(handle) if r.get("status") != BASELINE_STATUS]
+    return read_trial_rows(path) if path.is_file() else []
 
 
 def _grid_index(trial_id: str) -> str:
@@ -99,13 +95,7 @@ def _grid_index(trial_id: str) -> str:
 
 
 def _epochs_reported(folder: Path) -> int:
-    total = 0
-    for path in (folder / "tune").glob("*/result.json"):
-        try:
-            total += sum(1 for line in path.read_text().splitlines() if line.strip())
-        except OSError:
-            continue
-    return total
+    return sum(len(read_results(d)) for d in (folder / "tune").glob("*_*") if d.is_dir())
 
 
 def compare(reference: Path, faulted: Path, *, tolerance: float) -> dict[str, Any]:
@@ -122,20 +112,24 @@ def compare(reference: Path, faulted: Path, *, tolerance: float) -> dict[str, An
             score_diffs[key] = diff
     off = sorted(k for k, d in score_diffs.items() if d > tolerance)
     repeated, gaps, curves_off = [], [], []
-    reference_curves = {_grid_index(d.name): _curve(d) for d in (reference / "tune").glob("*_*")}
+    reference_curves = {
+        _grid_index(d.name): _curve(read_results(d, strict=True))
+        for d in (reference / "tune").glob("*_*")
+    }
     curve_diffs = [0.0]
     for trial_dir in sorted((faulted / "tune").glob("*_*")):
-        if not (trial_dir / "result.json").is_file():
+        records = read_results(trial_dir, strict=True)
+        if not records:
             continue
-        lines = (trial_dir / "result.json").read_text().splitlines()
-        epochs = [json.loads(x)["epoch"] for x in lines if x.strip()]
+        epochs = [r["epoch"] for r in records]
         if len(epochs) != len(set(epochs)):
             repeated.append(trial_dir.name)
         if epochs and sorted(set(epochs)) != list(range(1, max(epochs) + 1)):
             gaps.append(trial_dir.name)
         # Every epoch's training and validation loss, not only the best score: a resumed
         # trial that trained differently shows here even when the best score ties.
-        mine, theirs = _curve(trial_dir), reference_curves.get(_grid_index(trial_dir.name), {})
+        mine = _curve(records)
+        theirs = reference_curves.get(_grid_index(trial_dir.name), {})
         diffs = [abs(mine[e][i] - theirs[e][i]) for e in mine if e in theirs for i in (0, 1)]
         curve_diffs += diffs
         if set(mine) != set(theirs) or any(d > tolerance for d in diffs):
@@ -163,17 +157,9 @@ def compare(reference: Path, faulted: Path, *, tolerance: float) -> dict[str, An
     }
 
 
-def _curve(trial_dir: Path) -> dict[int, tuple[float, float]]:
-    """epoch -> (training loss, validation loss) from a trial's result.json (last wins)."""
-    path = trial_dir / "result.json"
-    if not path.is_file():
-        return {}
-    curve = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            curve[int(record["epoch"])] = (float(record["loss"]), float(record["val_loss"]))
-    return curve
+def _curve(records: Sequence[dict[str, Any]]) -> dict[int, tuple[float, float]]:
+    """epoch -> (training loss, validation loss) of a trial's results (last wins)."""
+    return {int(r["epoch"]): (float(r["loss"]), float(r["val_loss"])) for r in records}
 
 
 def _start(argv: Sequence[str], log: Path) -> subprocess.Popen:

@@ -49,8 +49,12 @@ class TrialRecord:
     last_result: Mapping[str, Any] | None = None
 
 
-def read_results(trial_dir: str | Path | None) -> list[dict[str, Any]]:
-    """The per-epoch results of a trial (result.json holds one JSON object per line)."""
+def read_results(trial_dir: str | Path | None, *, strict: bool = False) -> list[dict[str, Any]]:
+    """The per-epoch results of a trial (result.json holds one JSON object per line).
+
+    A line that does not parse is skipped (one being written right now; the next refresh
+    reads it whole), or with `strict` raises: a finished trial's file must parse whole.
+    """
     if not trial_dir:
         return []
     path = Path(trial_dir) / "result.json"
@@ -61,8 +65,16 @@ def read_results(trial_dir: str | Path | None) -> list[dict[str, Any]]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            continue  # a line being written right now; the next refresh reads it whole
+            if strict and line.strip():
+                raise
+            continue
     return rows
+
+
+def read_trial_rows(leaderboard_csv: str | Path) -> list[dict[str, str]]:
+    """The trials' rows of a leaderboard.csv, the predict-nothing row left out."""
+    with Path(leaderboard_csv).open(newline="") as handle:
+        return [r for r in csv.DictReader(handle) if r.get("status") != BASELINE_STATUS]
 
 
 def _score(value: Any) -> float:
