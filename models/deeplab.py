@@ -11,7 +11,12 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.blocks import inverted_residual_block, make_divisible, separable_conv_bn
+from models.blocks import (
+    batch_norm_layer,
+    inverted_residual_block,
+    make_divisible,
+    separable_conv_bn,
+)
 from models.hparams import HParam, output_prior_hparam, precision_hparam
 from models.layers import BroadcastToMatch, CropToMatch, PadToMultiple, ResizeToMatch
 from models.outputs import logits_head
@@ -63,7 +68,7 @@ def mobilenet_v2_backbone(x, *, alpha: float):
     x = layers.Conv2D(
         make_divisible(32 * alpha), 3, strides=2, padding="same", use_bias=False, name="stem_conv"
     )(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = batch_norm_layer(name="stem_bn")(x)
     x = layers.ReLU(max_value=6.0, name="stem_relu")(x)
     stride, dilation, block_id, low_level = 2, 1, 0, None
     for expansion, width, repeats, first_stride in _MOBILENET_V2:
@@ -104,7 +109,7 @@ def _aspp(x, *, filters: int):
 
 def _conv_bn_relu(x, filters: int, *, name: str):
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = batch_norm_layer(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -204,3 +204,32 @@ def test_the_head_starts_at_the_output_prior(name: str) -> None:
 def test_an_output_prior_outside_its_range_is_refused(prior: float) -> None:
     with pytest.raises(models.HParamError, match="output_prior"):
         models.build_model("unet", input_shape=(32, 32, 1), num_classes=2, output_prior=prior)
+
+
+@pytest.mark.parametrize("name", ["unet", "resunet", "invresunet", "deeplabv3plus"])
+def test_every_batch_norm_uses_the_project_momentum(name: str, dynamic_models) -> None:
+    from models.blocks import BN_MOMENTUM
+
+    model = (
+        models.build_model(
+            name, input_shape=(None, None, 1), num_classes=NUM_CLASSES, batch_norm=True, filters=2
+        )
+        if name == "unet"
+        else dynamic_models[name]
+    )
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms, f"{name} has no batch norm layers"
+    assert {layer.momentum for layer in norms} == {BN_MOMENTUM}
+
+
+def test_batch_norm_statistics_forget_their_start_within_a_short_trial() -> None:
+    # 44 training-mode steps on data of mean 3: the moving mean keeps 0.9**44 < 1% of its
+    # initial 0 (with Keras' default 0.99 it would still hold 64% of it).
+    from models.blocks import batch_norm_layer
+
+    layer = batch_norm_layer(name="bn")
+    batch = np.full((4, 8, 8, 2), 3.0, dtype=np.float32)
+    for _ in range(44):
+        layer(batch, training=True)
+    moving_mean = keras.ops.convert_to_numpy(layer.moving_mean)
+    np.testing.assert_allclose(moving_mean, 3.0, rtol=0.01)
