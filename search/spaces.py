@@ -57,8 +57,9 @@ def apply_model_defaults(space: Mapping[str, Any], defaults: Mapping[str, Any]) 
 
     A default reaches every model of the space that takes the key and whose grid, fixed and
     ranges do not set it: a dataset's training file can size the models to its images (the
-    synthetic set's 64x64 images take depth 2) without a space knowing the dataset. A key no
-    model of the space takes is an error, not a silent no-op.
+    synthetic set's 64x64 images take depth 2) without a space knowing the dataset. A key that
+    only other architectures take is left out for this space (`space=deeplab` on the synthetic
+    set has no depth); a key no architecture takes (a typo) is an error.
     """
     import models
 
@@ -70,7 +71,6 @@ def apply_model_defaults(space: Mapping[str, Any], defaults: Mapping[str, Any]) 
     entries = space.get("models")
     if not defaults or not isinstance(entries, dict):
         return space
-    taken: set[str] = set()
     for model, entry in entries.items():
         if model not in models.model_names() or not isinstance(entry, dict):
             continue  # validate_space names it
@@ -79,15 +79,15 @@ def apply_model_defaults(space: Mapping[str, Any], defaults: Mapping[str, Any]) 
         fixed = dict(entry.get("fixed") or {})
         for key, value in defaults.items():
             if key in spec:
-                taken.add(key)
                 if key not in chosen:
                     fixed[key] = value
         entry["fixed"] = fixed
-    unused = sorted(set(defaults) - taken)
+    known = {key for model in models.model_names() for key in models.hparam_spec(model)}
+    unknown = sorted(set(defaults) - known)
     require(
-        not unused,
-        f"train.model_defaults: {', '.join(unused)} is a hyperparameter of no model in "
-        f"space {space.get('name')!r} ({', '.join(entries)})",
+        not unknown,
+        f"train.model_defaults: {', '.join(unknown)} is a hyperparameter of no architecture "
+        f"({', '.join(models.model_names())}); see python -m search.run --help",
     )
     return space
 

@@ -83,11 +83,14 @@ def test_model_defaults_reach_every_model_that_takes_the_key_unless_the_space_se
     assert "depth" not in (space["models"]["unet"].get("fixed") or {})  # the input is untouched
 
 
-def test_a_model_default_no_model_of_the_space_takes_is_refused():
+def test_a_model_default_only_other_architectures_take_is_left_out_and_a_typo_refused():
+    # The synthetic set's depth/batch_norm defaults must not stop space=deeplab.
+    resolved = spaces.apply_model_defaults(_space("deeplab"), {"depth": 2, "batch_norm": True})
+    assert resolved["models"]["deeplabv3plus"]["fixed"] == {}
     with pytest.raises(
-        ConfigError, match="depth is a hyperparameter of no model in space 'deeplab'"
+        ConfigError, match="train.model_defaults: dpeth is a hyperparameter of no architecture"
     ):
-        spaces.apply_model_defaults(_space("deeplab"), {"depth": 2})
+        spaces.apply_model_defaults(_space("deeplab"), {"dpeth": 2})
     with pytest.raises(ConfigError, match="expected a mapping"):
         spaces.apply_model_defaults(_space("unet"), [2])
 
