@@ -78,9 +78,8 @@ def apply_model_defaults(space: Mapping[str, Any], defaults: Mapping[str, Any]) 
         chosen = {k for part in HPARAM_PARTS for k in (entry.get(part) or {})}
         fixed = dict(entry.get("fixed") or {})
         for key, value in defaults.items():
-            if key in spec:
-                if key not in chosen:
-                    fixed[key] = value
+            if key in spec and key not in chosen:
+                fixed[key] = value
         entry["fixed"] = fixed
     known = {key for model in models.model_names() for key in models.hparam_spec(model)}
     unknown = sorted(set(defaults) - known)
