@@ -169,7 +169,7 @@ def select_candidates(
                 model=str(row["model"]),
                 val_kaggle_dice=float(score),
                 checkpoint=resolve_checkpoint(checkpoint, where.parent),
-                hparams={k: _plain(row[k]) for k in hparams},
+                hparams=_typed_hparams(str(row["model"]), {k: _plain(row[k]) for k in hparams}),
                 row={k: _plain(v) for k, v in row.items()},
             )
         )
@@ -185,6 +185,21 @@ def select_candidates(
         if not any(c.model == candidate.model for c in chosen.values()):
             chosen[candidate.trial_id] = candidate
     return sorted(chosen.values(), key=lambda c: -c.val_kaggle_dice)
+
+
+def _typed_hparams(model: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A leaderboard row's hyperparameters in their architecture's types.
+
+    The CSV column of an integer hyperparameter that some row leaves empty (the baseline row,
+    another architecture's trials) reads back as floats: filters 64 would be promoted as 64.0.
+    """
+    import models
+
+    spec = models.hparam_spec(model) if model in models.model_names() else {}
+    return {
+        key: spec[key].validate(value, model=model) if key in spec and value is not None else value
+        for key, value in values.items()
+    }
 
 
 def _plain(value: Any) -> Any:

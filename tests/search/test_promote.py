@@ -270,3 +270,16 @@ def test_a_promotion_on_a_full_disk_fails_with_one_line_and_keeps_final(
     assert len(errors) == 1 and "File too large" in errors[0], done.stderr[-2000:]
     assert (copy / "final" / "metrics.json").read_bytes() == before
     assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]
+
+
+def test_integer_hyperparameters_read_back_from_the_csv_stay_integers(tmp_path: Path) -> None:
+    # The baseline row leaves filters empty, so pandas reads that column as floats.
+    rows = [
+        _row("u1", "unet", 0.8),
+        {**_row("b", "predict-nothing", 0.6, "BASELINE"), "filters": ""},
+    ]
+    _write_leaderboard(tmp_path, rows)
+    read = promote.load_leaderboard(tmp_path)
+    (chosen,) = promote.select_candidates(read, top_k=1, where=tmp_path / "leaderboard.csv")
+    assert chosen.hparams == {"filters": 8, "loss": "bce"}
+    assert isinstance(chosen.hparams["filters"], int)
