@@ -217,7 +217,11 @@ class SplitRecords:
         - `shuffle`/`seed`: the order, crops and flips are a function of `seed`.
         - `dtype`: "float32" (default), or "uint8" for an image in 0..255 and 0/1 masks when
           the model rescales itself.
-        Images of different sizes need `crop` (or batch_size=1), else a ReaderError names them.
+        Whole images (no `crop`) of a split whose sizes differ are batched by size: a batch
+        holds images of one height and width, nothing is padded, so a model, its loss and its
+        metrics see exactly what they would one image at a time. A batch is emitted when
+        `batch_size` images of its size have arrived, and the part's end flushes the rest, so
+        a split of many sizes gives many short batches.
         """
         import tensorflow as tf
 
@@ -241,7 +245,10 @@ class SplitRecords:
         examples = records.enumerate().map(
             decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
-        batches = examples.batch(batch_size, drop_remainder=drop_remainder)
+        if crop is None and manifest.image_shape is None:
+            batches = _batch_by_size(examples, batch_size, drop_remainder)
+        else:
+            batches = examples.batch(batch_size, drop_remainder=drop_remainder)
         if dtype == "float32":
             # Cast whole batches: the float32 tensors are written once, not again by batch().
             batches = batches.map(
@@ -261,9 +268,10 @@ def check_options(
     crop_mode: str = "random",
     dtype: str = "float32",
 ) -> None:
-    """ReaderError naming the problem if `split` cannot be batched with these options: a crop
-    larger than an image, or images of different sizes batched whole. `search.run` calls it
-    before Ray starts, so the fault stops the driver once rather than every trial."""
+    """ReaderError naming the problem if `split` cannot be batched with these options, such as
+    a crop larger than an image. `search.run` calls it before Ray starts, so the fault stops
+    the driver once rather than every trial. (Whole images of different sizes are batched by
+    size: see `SplitRecords.dataset`.)"""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ReaderError(f"batch_size={batch_size!r}: expected an integer >= 1")
     if crop_mode not in CROP_MODES:
@@ -290,14 +298,6 @@ def check_options(
                     f"{split!r} of {manifest.uri} ({listed}, HxW); expected a crop no larger "
                     "than the smallest image"
                 )
-    elif batch_size > 1 and manifest.image_shape is None:
-        sizes = _split_sizes(manifest, split)
-        if len(sizes) > 1:
-            listed = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:8])
-            raise ReaderError(
-                f"split {split!r} of {manifest.uri} has images of different sizes ({listed}); "
-                f"batch_size={batch_size} needs crop=(height, width) or batch_size=1"
-            )
 
 
 def _split_sizes(manifest: Manifest, split: str) -> set[tuple[int, int]]:
@@ -446,6 +446,21 @@ def _decoder(
         return both[..., :1], both[..., 1:]
 
     return decode
+
+
+def _batch_by_size(examples: Any, batch_size: int, drop_remainder: bool) -> Any:
+    """Batches of one image size each (tf.data group_by_window, keyed by height and width)."""
+    import tensorflow as tf
+
+    def size_key(image: Any, masks: Any) -> Any:
+        shape = tf.shape(image, out_type=tf.int64)
+        return shape[0] * (1 << 31) + shape[1]
+
+    return examples.group_by_window(
+        key_func=size_key,
+        reduce_func=lambda _, window: window.batch(batch_size, drop_remainder=drop_remainder),
+        window_size=batch_size,
+    )
 
 
 def _to_float(image: Any, masks: Any) -> tuple[Any, Any]:

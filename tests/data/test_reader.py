@@ -269,7 +269,7 @@ def _mixed_size_folder(root: Path) -> None:
         Image.fromarray(labels).save(root / "masks" / f"{name}.png")
 
 
-def test_images_of_different_sizes_need_a_crop(tmp_path: Path) -> None:
+def test_whole_images_of_different_sizes_are_batched_by_size(tmp_path: Path) -> None:
     _mixed_size_folder(tmp_path / "src")
     dataset = {
         "name": "mixed",
@@ -291,8 +291,22 @@ def test_images_of_different_sizes_need_a_crop(tmp_path: Path) -> None:
     }
     out = str(tmp_path / "shards")
     assert prepare(dataset, out=out).image_shape is None
-    with pytest.raises(ReaderError, match=r"different sizes \(32x32, 40x56\).*crop=\(height"):
-        make_dataset(out, "train", batch_size=2)
+    # Batch 2 over sizes 32x32, 40x56, 40x56: one batch per size, nothing padded or lost.
+    batches = [(x.numpy(), m.numpy()) for x, m in make_dataset(out, "train", batch_size=2)]
+    assert sorted(m.shape for _, m in batches) == [(1, 32, 32, 2), (2, 40, 56, 2)]
+    by_id = {e.image_id: e for e in iter_examples(out, "train")}
+    for images, masks in batches:
+        for image, mask in zip(images, masks, strict=True):
+            matches = [
+                e
+                for e in by_id.values()
+                if e.image.shape == image.shape[:2]
+                and np.array_equal(e.image, np.rint(image[..., 0] * 255).astype(np.uint8))
+            ]
+            assert len(matches) == 1
+            np.testing.assert_array_equal(mask.astype(bool), matches[0].masks)
+            del by_id[matches[0].image_id]
+    assert not by_id
     singles = [
         m.numpy()[0] for _, m in make_dataset(out, "train", batch_size=1, deterministic=True)
     ]
@@ -301,6 +315,33 @@ def test_images_of_different_sizes_need_a_crop(tmp_path: Path) -> None:
         np.testing.assert_array_equal(mask.astype(bool), example.masks)
     images, masks = _collect(make_dataset(out, "train", batch_size=3, crop=(24, 24)))
     assert images.shape == (3, 24, 24, 1) and masks.shape == (3, 24, 24, 2)
+
+    # A model validated on the size batches scores what it scores one image at a time.
+    import keras
+
+    import models
+    from models.metrics import dice_metrics, kaggle_dice
+
+    keras.utils.set_random_seed(0)
+    model = models.build_model(
+        "unet", input_shape=(None, None, 1), num_classes=2, filters=2, depth=2, output_prior=0.5
+    )
+    model.compile(loss="binary_crossentropy", metrics=dice_metrics(["one", "two"]))
+    by_size = make_dataset(out, "train", batch_size=2, deterministic=True)
+    metric = model.evaluate(by_size, return_dict=True, verbose=0)["kaggle_dice"]
+    logits = {}  # image bytes -> logits, from the size batches
+    truth, preds = [], []
+    for x, m in by_size:
+        batch_logits = keras.ops.convert_to_numpy(model(x))
+        for image, mask, image_logits in zip(x.numpy(), m.numpy(), batch_logits, strict=True):
+            logits[image.tobytes()] = image_logits
+            truth.append(mask[None])
+            preds.append(image_logits[None] >= 0)
+    per_image = np.mean([kaggle_dice(t, p) for t, p in zip(truth, preds, strict=True)])
+    np.testing.assert_allclose(metric, per_image, rtol=1e-6)
+    for x, _ in make_dataset(out, "train", batch_size=1):
+        alone = keras.ops.convert_to_numpy(model(x))[0]
+        np.testing.assert_allclose(logits[x.numpy()[0].tobytes()], alone, atol=1e-5)
 
 
 # ---- real data: masks through the pipeline equal the source masks pixel for pixel ----
@@ -419,6 +460,5 @@ def test_check_options_names_the_image_sizes_a_crop_does_not_fit(tmp_path) -> No
         ReaderError, match=r"crop=\(32, 32\) is larger than 1 image size\(s\) .*30x70"
     ):
         check_options(manifest, "train", 4, (32, 32))
-    with pytest.raises(ReaderError, match="has images of different sizes"):
-        check_options(manifest, "val", 4, None)
+    check_options(manifest, "val", 4, None)  # whole images of several sizes: batched by size
     check_options(manifest, "val", 1, None)
