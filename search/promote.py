@@ -216,10 +216,22 @@ def _plain(value: Any) -> Any:
 
 @dataclass
 class Split:
+    """One split in memory. Images smaller than the split's largest are zero-padded at the
+    bottom and right: padding is never predicted on (`predict_split` leaves its probabilities
+    at 0) and holds no truth, so it adds nothing to a Dice, a component's area or an RLE."""
+
     name: str
     image_ids: list[str]
     images: np.ndarray  # uint8 (N, H, W): a quarter of float32's memory
     masks: np.ndarray  # bool (N, H, W, C)
+    sizes: np.ndarray  # int (N, 2): each image's own height and width
+
+    def size_groups(self) -> list[tuple[tuple[int, int], np.ndarray]]:
+        """((height, width), indices) for every image size, in the order sizes first occur."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, (height, width) in enumerate(self.sizes.tolist()):
+            groups.setdefault((height, width), []).append(index)
+        return [(size, np.asarray(indices)) for size, indices in groups.items()]
 
 
 def load_split(uri: str, split: str, *, limit: int | None) -> Split:
@@ -228,18 +240,24 @@ def load_split(uri: str, split: str, *, limit: int | None) -> Split:
 
     ids, images, masks = [], [], []
     for example in iter_examples(uri, split, limit=limit):
-        if images and example.image.shape != images[0].shape:
-            raise PromotionError(
-                f"{uri}: split {split!r} mixes image sizes ({images[0].shape} and "
-                f"{example.image.shape} at {example.image_id}); promotion evaluates whole "
-                "splits at one size, so prepare the shards at one size"
-            )
         ids.append(example.image_id)
         images.append(example.image)
         masks.append(example.masks.astype(bool, copy=False))
     if not images:
         raise PromotionError(f"{uri}: split {split!r} has no rows to evaluate on")
-    return Split(split, ids, np.stack(images), np.stack(masks))
+    sizes = np.asarray([image.shape[:2] for image in images], dtype=np.int64)
+    return Split(split, ids, _padded_stack(images, sizes), _padded_stack(masks, sizes), sizes)
+
+
+def _padded_stack(arrays: Sequence[np.ndarray], sizes: np.ndarray) -> np.ndarray:
+    """(N, H, W, ...) of arrays of possibly different heights and widths, zero-padded."""
+    height, width = (int(v) for v in sizes.max(axis=0))
+    if all(a.shape[:2] == (height, width) for a in arrays):
+        return np.stack(arrays)
+    out = np.zeros((len(arrays), height, width, *arrays[0].shape[2:]), dtype=arrays[0].dtype)
+    for index, array in enumerate(arrays):
+        out[index, : array.shape[0], : array.shape[1]] = array
+    return out
 
 
 def predict_split(
@@ -255,13 +273,17 @@ def predict_split(
     out = None
     n = split.images.shape[0]
     with tqdm(total=n, desc=f"{label} {split.name}", unit="img", disable=not progress) as bar:
-        for lo in range(0, n, batch_size):
-            batch = split.images[lo : lo + batch_size, ..., None].astype(np.float32) / 255.0
-            probs = model_probabilities(model, batch, flips=flips)
-            if out is None:
-                out = np.empty((n, *probs.shape[1:]), dtype=np.float32)
-            out[lo : lo + batch_size] = probs
-            bar.update(probs.shape[0])
+        # A batch holds images of one size, cut from the padding: the model sees each image
+        # exactly as it would alone, and the padding's probabilities stay 0.
+        for (height, width), indices in split.size_groups():
+            for lo in range(0, len(indices), batch_size):
+                chosen = indices[lo : lo + batch_size]
+                pixels = split.images[chosen, :height, :width, None]
+                probs = model_probabilities(model, pixels.astype(np.float32) / 255.0, flips=flips)
+                if out is None:
+                    out = np.zeros((n, *split.images.shape[1:], probs.shape[-1]), np.float32)
+                out[chosen, :height, :width] = probs
+                bar.update(probs.shape[0])
     return out
 
 
@@ -329,6 +351,7 @@ def overlay_examples(
         "index": order,
         "image_id": np.asarray([test.image_ids[i] for i in order]),
         "image": test.images[order],
+        "size": test.sizes[order],  # the report cuts each overlay to it
         "truth": test.masks[order],
         "predicted": predicted[order],
     }

@@ -660,10 +660,13 @@ def plot_overlays(overlays: Mapping[str, np.ndarray], class_names: Sequence[str]
     aspect = images.shape[2] / images.shape[1]
     fig = _figure(min(16, 3 * 3 * max(1, aspect / 1.5)), 2.6 * count / max(1, aspect / 1.5))
     for i in range(count):
+        # A split of several sizes is stored zero-padded to its largest: cut the padding off.
+        height, width = overlays["size"][i] if "size" in overlays else images[i].shape[:2]
+        image, true, pred = (a[i][:height, :width] for a in (images, truth, predicted))
         panels = (
-            (images[i], _image_title(overlays, i)),
-            (_tint(images[i], truth[i]), f"ground truth: {_present(truth[i], class_names)}"),
-            (_tint(images[i], predicted[i]), f"ensemble: {_present(predicted[i], class_names)}"),
+            (image, _image_title(overlays, i)),
+            (_tint(image, true), f"ground truth: {_present(true, class_names)}"),
+            (_tint(image, pred), f"ensemble: {_present(pred, class_names)}"),
         )
         for j, (pixels, title) in enumerate(panels):
             ax = fig.add_subplot(count, 3, 3 * i + j + 1)

@@ -122,7 +122,8 @@ def test_overlays_show_every_class_present() -> None:
     masks[0, :1, :1, 0] = True
     masks[1, :, :, 0] = True  # the most class-0 pixels
     masks[3, :2, :2, 2] = True  # the only class-2 image; class 1 is absent from the split
-    split = promote.Split("test", list("abcde"), np.zeros((5, 4, 4), np.uint8), masks)
+    sizes = np.full((5, 2), 4)
+    split = promote.Split("test", list("abcde"), np.zeros((5, 4, 4), np.uint8), masks, sizes)
     chosen = promote.overlay_examples(split, masks, count=3)
     assert chosen["image_id"].tolist()[:2] == ["b", "d"]
     assert len(chosen["index"]) == 3
@@ -283,3 +284,62 @@ def test_integer_hyperparameters_read_back_from_the_csv_stay_integers(tmp_path: 
     (chosen,) = promote.select_candidates(read, top_k=1, where=tmp_path / "leaderboard.csv")
     assert chosen.hparams == {"filters": 8, "loss": "bce"}
     assert isinstance(chosen.hparams["filters"], int)
+
+
+def test_a_split_of_several_sizes_is_predicted_and_scored_as_its_images_one_by_one(
+    tmp_path: Path,
+) -> None:
+    import keras
+    from PIL import Image
+
+    import models
+    from data.prepare import prepare
+    from search.predict import model_probabilities
+
+    rng = np.random.default_rng(0)
+    for folder in ("images", "masks"):
+        (tmp_path / "src" / folder).mkdir(parents=True)
+    for name, (height, width) in {"a": (40, 56), "b": (32, 36), "c": (40, 56)}.items():
+        image = rng.integers(0, 255, (height, width), np.uint8)
+        Image.fromarray(image).save(tmp_path / "src" / "images" / f"{name}.png")
+        labels = (image > 200).astype(np.uint8)  # class 1 wherever the image is bright
+        Image.fromarray(labels).save(tmp_path / "src" / "masks" / f"{name}.png")
+    split = {"seed": 0, "test_fraction": 0.0, "val_fraction": 0.0, "keep_clean": True}
+    dataset = {
+        "name": "mixed",
+        "source": "folder",
+        "root": str(tmp_path / "src"),
+        "image_dir": "images",
+        "mask_dir": "masks",
+        "image_suffixes": [".png"],
+        "mask_suffix": ".png",
+        "class_names": ["bright"],
+        "max_images": None,
+        "split": {**split, "use_source_splits": False},
+    }
+    uri = str(tmp_path / "shards")
+    prepare(dataset, out=uri)
+    data = promote.load_split(uri, "train", limit=None)
+    assert data.images.shape == (3, 40, 56) and sorted(data.sizes.tolist())[0] == [32, 36]
+    keras.utils.set_random_seed(0)
+    model = models.build_model(
+        "unet", input_shape=(None, None, 1), num_classes=1, filters=2, depth=2, output_prior=0.5
+    )
+    probs = promote.predict_split(
+        model, data, batch_size=2, flips=("none",), label="t", progress=False
+    )
+    predicted = probs >= 0.5
+    for i, (height, width) in enumerate(data.sizes.tolist()):
+        alone = model_probabilities(model, data.images[i : i + 1, :height, :width, None] / 255.0)
+        np.testing.assert_allclose(probs[i, :height, :width], alone[0], atol=1e-5)
+        assert not probs[i, height:].any() and not probs[i, :, width:].any()  # padding: 0
+        assert not data.masks[i, height:].any() and not data.masks[i, :, width:].any()
+    # Scored padded, the split scores what its images score one by one.
+    one_by_one = [
+        promote.score(data.masks[i : i + 1, :h, :w], predicted[i : i + 1, :h, :w], ["bright"])
+        for i, (h, w) in enumerate(data.sizes.tolist())
+    ]
+    padded = promote.score(data.masks, predicted, ["bright"])
+    mean = np.mean([s["kaggle_dice"] for s in one_by_one])
+    assert 0.0 < mean < 1.0
+    np.testing.assert_allclose(padded["kaggle_dice"], mean, rtol=1e-12)
