@@ -31,6 +31,7 @@ __all__ = [
     "check_images",
     "image_batches",
     "list_images",
+    "check_classes",
     "load_keras_model",
     "load_predictor",
     "main",
@@ -106,6 +107,18 @@ def load_keras_model(path: Path) -> Any:
         raise ModelLoadError(f"cannot load model {path}: {first}") from exc
 
 
+def check_classes(model: Any, class_names: Sequence[str], path: Path, against: str) -> None:
+    """ModelLoadError unless the model emits one channel per class of `against` (the shards or
+    the ensemble spec it is to be used with): a mismatch would otherwise surface as a shape
+    error deep in scoring, or as masks written under the wrong class ids."""
+    channels = model.output_shape[-1]
+    if channels != len(class_names):
+        raise ModelLoadError(
+            f"model {path} predicts {channels} classes but {against} has {len(class_names)} "
+            f"({', '.join(class_names)}): it was trained on another dataset"
+        )
+
+
 def model_probabilities(
     model: Any, images: np.ndarray, *, flips: Sequence[str] = ("none",)
 ) -> np.ndarray:
@@ -167,7 +180,11 @@ def load_predictor(path: str | Path, *, tta: bool | None = None, raw: bool = Fal
     if tta is not None:
         flips = spec.flips if len(spec.flips) > 1 else ("none", "h", "v")
         spec = EnsembleSpec(spec.members, spec.postprocess, spec.class_names, tta, flips)
-    members = [load_keras_model(spec_file.parent / m.path) for m in spec.members]
+    members = []
+    for member in spec.members:
+        model = load_keras_model(spec_file.parent / member.path)
+        check_classes(model, spec.class_names, spec_file.parent / member.path, str(spec_file))
+        members.append(model)
     return Predictor(spec, members)
 
 

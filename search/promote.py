@@ -42,7 +42,13 @@ from data.config import ConfigError, run_cli
 from search import ensemble, postprocess
 from search.failpoints import failpoint
 from search.leaderboard import BASELINE_STATUS, METRIC, resolve_checkpoint
-from search.predict import ModelLoadError, load_keras_model, model_probabilities, parse_overrides
+from search.predict import (
+    ModelLoadError,
+    check_classes,
+    load_keras_model,
+    model_probabilities,
+    parse_overrides,
+)
 
 __all__ = [
     "Candidate",
@@ -532,6 +538,7 @@ def promote(
         path = candidate.checkpoint / "model.keras"
         try:
             model = load_keras_model(path)
+            check_classes(model, class_names, path, f"the shards {uri}")
         except ModelLoadError as exc:
             raise PromotionError(f"trial {candidate.trial_id} ({candidate.model}): {exc}") from exc
         kw = {"batch_size": batch_size, "flips": flips, "label": candidate.name}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from data.config import ConfigError
-from search import predict
+from search import postprocess, predict
 from search.ensemble import EnsembleSpec, Member
 from search.submission import read_submission
 
@@ -152,6 +152,25 @@ def test_a_model_that_fails_to_load_is_named(promoted: Path, neu_seg: Path, tmp_
     _real_images(neu_seg, tmp_path / "images", 2)
     with pytest.raises(ConfigError, match=f"cannot load model {broken}"):
         predict.main([f"model={broken}", f"images={tmp_path / 'images'}"])
+
+
+@pytest.mark.slow
+def test_a_model_of_another_class_count_is_refused_by_name(
+    promoted: Path, neu_seg: Path, tmp_path: Path
+) -> None:
+    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
+    single_file = promoted / "final" / metrics["models"][0]["file"]
+    spec = predict.load_predictor(single_file).spec
+    extra = postprocess.raw_params(len(spec.class_names) + 1)
+    wider = EnsembleSpec(spec.members, extra, (*spec.class_names, "extra"), spec.tta, spec.flips)
+    spec_file = single_file.parent / "wider.json"
+    spec_file.write_text(wider.to_json())
+    _real_images(neu_seg, tmp_path / "images", 2)
+    try:
+        with pytest.raises(ConfigError, match=r"predicts 3 classes but .*wider.json has 4"):
+            predict.main([f"model={spec_file}", f"images={tmp_path / 'images'}"])
+    finally:
+        spec_file.unlink()
 
 
 @pytest.mark.slow

@@ -210,6 +210,23 @@ def test_a_checkpoint_that_fails_to_load_keeps_the_good_final(
     assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]
 
 
+@pytest.mark.slow
+def test_shards_of_another_class_count_are_refused_naming_model_and_shards(
+    promoted: Path, tmp_path: Path
+) -> None:
+    from data.config import compose
+    from data.prepare import prepare
+
+    copy = experiment_fixture.copy_experiment(promoted, tmp_path / "results" / "neu_copy")
+    other = tmp_path / "synthetic-shards"  # 4 classes; the models predict NEU-Seg's 3
+    cfg = compose("data.conf", "prepare", ["dataset=synthetic", "dataset.num_images=24"])
+    prepare(cfg.dataset, out=str(other))
+    experiment = json.loads((copy / "experiment.json").read_text())
+    (copy / "experiment.json").write_text(json.dumps({**experiment, "shards": str(other)}))
+    with pytest.raises(ConfigError, match=rf"predicts 3 classes but the shards {other} has 4"):
+        promote.main(["experiment=neu_copy", f"results_dir={tmp_path / 'results'}", "top_k=1"])
+
+
 def _run_promote(
     experiment: Path, *argv: str, env: dict | None = None, preexec=None
 ) -> subprocess.CompletedProcess:
