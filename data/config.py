@@ -74,7 +74,8 @@ def compose(config_module: str, config_name: str, argv: Sequence[str]) -> Any:
 
 
 def _one_line(exc: Exception, overrides: Sequence[str], module: str, name: str) -> str:
-    text = str(exc)
+    # Hydra's own message names the override; its cause names the key inside it that failed.
+    text = str(exc) + (f"\n{exc.__cause__}" if exc.__cause__ is not None else "")
     missing = re.search(r"Could not find '([^']+)/([^']+)'", text)
     if missing:
         group, option = missing.group(1), missing.group(2)
@@ -89,7 +90,17 @@ def _one_line(exc: Exception, overrides: Sequence[str], module: str, name: str) 
         bad = full.group(1) if full else key.group(1)
         parent = bad.rsplit(".", 1)[0] if "." in bad else ""
         others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != bad]
-        valid = _valid_keys(module, name, others, parent)
+        valid = _valid_keys(module, name, others, parent) or "none"
+        mappings = [
+            o.split("=", 1)[0].lstrip("+~")
+            for o in overrides
+            if "=" in o and o.split("=", 1)[1].lstrip().startswith("{")
+        ]
+        if parent in mappings:  # key={mapping} with a key the mapping does not have yet
+            return (
+                f"{parent}: {bad.rsplit('.', 1)[1]!r} is not one of its keys (valid: {valid}); "
+                f"add a new key with +{bad}=VALUE"
+            )
         where = f" under '{parent}'" if parent else ""
         return f"{bad}: unknown key{where}; valid keys: {valid}"
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)

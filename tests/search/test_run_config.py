@@ -51,14 +51,19 @@ def _fails(tmp_path: Path, *argv: str) -> str:
         (["space.models.unet.grid.loss=[focal]"], "unknown loss; valid: bce, dice, bce_dice"),
         (["+space.models.unet.grid.dropout=[0.1]"], "unknown hyperparameter of unet; valid:"),
         (["+space.models.vgg={grid: {}}"], "space.models.vgg: unknown architecture; valid:"),
-        (["+space.models.unet.fixed.epochs=3"], "expected an integer in 1..train.epochs=2"),
+        (["+space.models.unet.fixed.epochs=6"], "expected an integer in 1..train.epochs=5"),
+        (
+            ["dataset=folder", "train.model_defaults={depth: 2}"],
+            "train.model_defaults: 'depth' is not one of its keys (valid: none); add a new key "
+            "with +train.model_defaults.depth=VALUE",
+        ),
         (["+space.models.unet.fixed.epochs=0"], "epochs=0: expected an integer in 1..train"),
         (["+space.models.unet.ranges.filters={gauss: [1, 2]}"], "expected one of {choice"),
         (["cluster.gpus_per_trial=1.5"], "a fraction in (0, 1]"),
         (["cluster.cpus_per_trial=0"], "cluster.cpus_per_trial=0: expected a number > 0"),
         (["cluster.address=nowhere"], "expected null (start a local Ray), auto, host:port"),
         (["searcher=optuna", "searcher.storage=foo"], "expected null or a database URL"),
-        (["scheduler=asha", "scheduler.grace_period=9"], "must be <= train.epochs=2"),
+        (["scheduler=asha", "scheduler.grace_period=9"], "must be <= train.epochs=5"),
         (["scheduler=asha", "scheduler.reduction_factor=1"], "expected a number > 1"),
         (["resume=sometimes"], "resume='sometimes': expected one of auto, never"),
         (["experiment=../escape"], "use letters, digits"),
@@ -71,7 +76,8 @@ def _fails(tmp_path: Path, *argv: str) -> str:
         ),
         (
             ["cluster.num_gpus=1", "+space.models.unet.resources={by_filters: {64: {gpus: 2}}}"],
-            "a unet trial (depth=2 filters=64 activation=relu loss=bce) asks for 2 gpus but this",
+            "a unet trial (depth=2 batch_norm=True filters=64 activation=relu loss=bce) asks for 2 "
+            "gpus but this",
         ),
         (["reuse_actors=maybe"], "reuse_actors='maybe': expected auto, true or false"),
         (["scheduler=asha", "reuse_actors=true"], "reuse_actors=true with scheduler=asha"),
@@ -87,7 +93,7 @@ def test_resume_refuses_a_changed_search(tmp_path):
     saved = run.resolved_config(["space=unet"])
     (folder / "experiment.json").write_text(json.dumps({"config": saved}))
     with pytest.raises(ConfigError, match="train differs from the experiment in .*mine"):
-        run.main(["experiment=mine", "train.epochs=5", f"results_dir={tmp_path / 'results'}"])
+        run.main(["experiment=mine", "train.epochs=7", f"results_dir={tmp_path / 'results'}"])
     with pytest.raises(ConfigError, match="resume=never but .*tune exists"):
         run.main(["experiment=mine", "resume=never", f"results_dir={tmp_path / 'results'}"])
 
