@@ -17,6 +17,7 @@ COMMANDS = [
     ("search.predict", "model='' (required)"),
     ("search.report", "lock_stale_s=60.0"),
     ("search.bench_padding", "split='val'"),
+    ("search.bench_sizes", "images=200"),
     ("data.prepare", "dataset: folder, neu-seg, severstal, [synthetic]"),
     ("data.stats", "--labels"),
     ("data.bench", "--batch-size"),
