@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cli_checks import one_error_line
 
+import models
 from data.config import ConfigError
 from data.shards import read_manifest
 from search import run
@@ -147,6 +148,18 @@ def test_embedded_default_is_the_unet_grid_on_small_synthetic_images():
     # The override still reaches the dataset.
     cfg = run.plain(run.load_config(["dataset.height=128"]))
     assert cfg["dataset"]["height"] == 128
+
+
+@pytest.mark.parametrize("space", ["unet", "resunet", "invresunet", "deeplab", "paper"])
+def test_every_space_runs_on_the_embedded_default(space: str) -> None:
+    # The synthetic set's model_defaults (depth 2, batch norm) reach the models that take
+    # them and never stop a space whose models do not (deeplabv3plus has neither).
+    cfg = run.resolved_config([f"space={space}"])
+    run.validate(cfg)
+    for point in run.grid_points(cfg["space"]):
+        takes = models.hparam_spec(point["model"])
+        for key, value in cfg["train"]["model_defaults"].items():
+            assert point.get(key) == (value if key in takes else None), (space, point)
 
 
 def test_workers_are_reused_unless_asha_stops_trials_mid_epoch():
