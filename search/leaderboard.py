@@ -128,7 +128,8 @@ def _lift(score: Any, baseline: Mapping[str, Any] | None) -> Any:
     value = _score(score)
     if baseline is None or not math.isfinite(value):
         return ""
-    return round(value - float(baseline["kaggle_dice"]), 4)
+    # + 0.0 turns the -0.0 of a score a hair under the baseline into 0.0 (printed "0", not "-0").
+    return round(value - float(baseline["kaggle_dice"]), 4) + 0.0
 
 
 def _trial_row(

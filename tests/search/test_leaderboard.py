@@ -187,3 +187,11 @@ def test_console_eta_follows_this_sessions_epoch_rate(monkeypatch):
     line = console.status_line(trials, total=2, elapsed_s=60.0, eta_s=300.0)
     assert "| elapsed 1m00s, ETA 5m00s" in line
     assert console.format_duration(7380) == "2h03m"
+
+
+def test_a_lift_that_rounds_to_zero_is_never_negative_zero():
+    from search.leaderboard import _lift
+
+    lift = _lift(0.60559999, {"kaggle_dice": 0.6056})
+    assert lift == 0.0 and str(lift) == "0.0"
+    assert _lift(0.7, {"kaggle_dice": 0.6}) == 0.1
