@@ -11,22 +11,30 @@ tells whether a model's step cost follows the pixels it sees or its parameter co
 search's embedded default is sized by it), and what a GPU trial of a model costs.
 
 `--filters 8 16 32 64` runs each value in its own process, so every peak is that model's
-alone. `--backend` re-runs the command under that Keras backend (`KERAS_BACKEND`); on a
-machine without TensorFlow, set `KERAS_BACKEND=jax` yourself, since Keras loads its backend
-when `models` is imported.
+alone. The processes compile at once and then take turns to time their steps, so compile
+time (about a minute each at 256x1600 on a GPU) overlaps while no two timings do.
+`--concurrent N` runs N copies of one model at once and times them together: the packing
+of N trials on one device (`gpus_per_trial=1/N`); a last line gives their summed images/s.
+`--backend` re-runs the command under that Keras backend (`KERAS_BACKEND`); on a machine
+without TensorFlow, set `KERAS_BACKEND=jax` yourself, since Keras loads its backend when
+`models` is imported. Child processes grow device memory as they need it (JAX's
+preallocation and TensorFlow's grab-all are turned off), so they can share one GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 __all__ = ["main", "step_seconds"]
 
@@ -115,17 +123,23 @@ def step_seconds(
     steps: int,
     num_classes: int = 4,
     precision: str = "float32",
+    ready: Callable[[], object] | None = None,
 ) -> dict[str, float]:
-    """{first_s, median_s, images_per_s, params} of `steps` training steps at one batch size."""
+    """{first_s, median_s, images_per_s, steps, window_s, params}: a first step, then `steps`.
+
+    The batch is put on the device once, as the backend's tensors, so the timing is the
+    step's and not the host-to-device copy of random data. `ready`, if given, is called
+    between the first step and the timed ones (a barrier or a lock, see `_Sync`); it may
+    return a context manager that is held while the timed steps run.
+    """
     import keras
     import numpy as np
 
     from models.losses import get_loss
+    from models.precision import wrap_optimizer
     from models.registry import build_model
 
     keras.backend.clear_session()
-    from models.precision import wrap_optimizer
-
     model = build_model(
         name,
         input_shape=(None, None, 1),
@@ -137,20 +151,73 @@ def step_seconds(
     model.compile(optimizer=optimizer, loss=get_loss("bce"))
     height, width = (size, size) if isinstance(size, int) else size
     rng = np.random.default_rng(0)
-    x = rng.random((batch, height, width, 1), dtype=np.float32)
-    y = (rng.random((batch, height, width, num_classes)) > 0.9).astype(np.float32)
+    x = keras.ops.convert_to_tensor(rng.random((batch, height, width, 1), dtype=np.float32))
+    y = keras.ops.convert_to_tensor(
+        (rng.random((batch, height, width, num_classes)) > 0.9).astype(np.float32)
+    )
+    started = time.perf_counter()
+    model.train_on_batch(x, y)  # returns the loss as a number: the step has finished
+    first = time.perf_counter() - started
+    held = ready() if ready is not None else None
     times = []
-    for _ in range(steps):
-        started = time.perf_counter()
-        model.train_on_batch(x, y)  # returns the loss as a number: the step has finished
-        times.append(time.perf_counter() - started)
-    median = statistics.median(times[1:] or times)
+    with held if held is not None else _nothing():
+        window = time.perf_counter()
+        for _ in range(steps):
+            started = time.perf_counter()
+            model.train_on_batch(x, y)
+            times.append(time.perf_counter() - started)
+        window = time.perf_counter() - window
+    median = statistics.median(times)
     return {
-        "first_s": round(times[0], 4),
+        "first_s": round(first, 4),
         "median_s": round(median, 4),
         "images_per_s": round(batch / median, 1),
+        "steps": steps,
+        "window_s": round(window, 4),
         "params": int(model.count_params()),
     }
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _Sync:
+    """Processes of one command meeting in a folder: a barrier, then a lock or none.
+
+    Each process creates `ready.<rank>` once compiled, and waits for all `world` files. With
+    `turns`, each then times its steps holding an exclusive lock on `turn.lock`, one after
+    another; without, all time at once (the packing measurement).
+    """
+
+    def __init__(self, folder: str, rank: int, world: int, turns: bool) -> None:
+        self.folder, self.rank, self.world, self.turns = Path(folder), rank, world, turns
+
+    def __call__(self) -> object:
+        (self.folder / f"ready.{self.rank}").touch()
+        deadline = time.monotonic() + 1800
+        while len(list(self.folder.glob("ready.*"))) < self.world:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.folder}: not all {self.world} processes got ready")
+            time.sleep(0.02)
+        return _Turn(self.folder / "turn.lock") if self.turns else None
+
+
+class _Turn:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        self.handle = open(self.path, "a")  # noqa: SIM115 (held for the block)
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,7 +231,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         help="one line per value (added to --hparam), each in its own process",
     )
+    parser.add_argument(
+        "--concurrent",
+        type=int,
+        default=1,
+        help="N processes of one model timed at once (packing N trials on one device)",
+    )
     parser.add_argument("--backend", choices=("tensorflow", "jax"), help="the Keras backend")
+    # Set by the parent for its child processes (see _Sync).
+    parser.add_argument("--sync", help=argparse.SUPPRESS)
+    parser.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--world", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--turns", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
@@ -182,12 +260,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         hparams[key] = _value(text)
     if args.steps < 1:
         parser.error(f"--steps {args.steps}: expected at least 1")
+    if args.concurrent < 1:
+        parser.error(f"--concurrent {args.concurrent}: expected at least 1")
+    if args.concurrent > 1 and args.filters and len(args.filters) > 1:
+        parser.error("--concurrent packs copies of one model: give one --filters value")
+    if args.concurrent > 1 and len(args.batches) > 1:
+        parser.error("--concurrent times one batch size: give one --batches value")
     argv = list(sys.argv[1:] if argv is None else argv)
     import keras
 
     backend = args.backend or keras.backend.backend()
-    if args.filters and len(args.filters) > 1 or backend != keras.backend.backend():
-        return _in_children(argv, args.filters or [None], backend)
+    many = (args.filters and len(args.filters) > 1) or args.concurrent > 1
+    if args.sync is None and (many or backend != keras.backend.backend()):
+        return _in_children(argv, args.filters or [None], backend, args.concurrent)
     if args.filters:
         hparams["filters"] = args.filters[0]
     threads = _set_threads(args.threads)
@@ -197,7 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         precision = resolve_precision(args.precision)
     except ValueError as exc:
         parser.error(f"--precision {args.precision!r}: {exc}")
-    for batch in args.batches:
+    sync = None
+    if args.sync is not None:
+        sync = _Sync(args.sync, args.rank, args.world, args.turns)
+    for index, batch in enumerate(args.batches):
         result = step_seconds(
             args.model,
             hparams,
@@ -205,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch=batch,
             steps=args.steps,
             precision=precision,
+            # The barrier holds once: later batch sizes of one process run in its turn.
+            ready=sync if index == 0 else None,
         )
         device, peak = device_memory()
         line = {
@@ -242,19 +332,65 @@ def _set_threads(threads: int) -> int | None:
     return tf.config.threading.get_intra_op_parallelism_threads()
 
 
-def _in_children(argv: list[str], filters: Sequence[int | None], backend: str) -> int:
-    """Run the command once per filters value, each in a fresh process on `backend`."""
-    base = _without(_without(argv, "--filters"), "--backend")
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    for value in filters:
-        extra = [] if value is None else ["--filters", str(value)]
-        done = subprocess.run(
-            [sys.executable, "-m", "models.bench_step", *base, *extra, "--backend", backend],
-            env=env,
-            check=False,
+def _in_children(
+    argv: list[str], filters: Sequence[int | None], backend: str, concurrent: int
+) -> int:
+    """Run the command in fresh processes on `backend`: one per filters value, taking turns
+    to time, or `concurrent` copies of one model timed at once. Prints their lines in order."""
+    base = _without(_without(_without(argv, "--filters"), "--backend"), "--concurrent")
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        # Grow device memory on demand, so processes can share one GPU and peaks are real.
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+    }
+    runs = [[] if v is None else ["--filters", str(v)] for v in filters] * concurrent
+    turns = ["--turns"] if concurrent == 1 else []
+    with tempfile.TemporaryDirectory(prefix="bench_step.") as folder:
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "models.bench_step", *base, *extra, "--backend", backend]
+                + ["--sync", folder, "--rank", str(rank), "--world", str(len(runs)), *turns],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for rank, extra in enumerate(runs)
+        ]
+        outputs, failed = [], 0
+        for child in children:
+            out, _ = child.communicate()
+            outputs.append(out)
+            if child.returncode != 0:
+                failed = failed or child.returncode
+                for other in children:  # a sibling waiting at the barrier would wait alone
+                    if other.poll() is None:
+                        other.kill()
+    lines = []
+    for out in outputs:
+        sys.stdout.write(out)
+        lines += [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    if failed:
+        return failed
+    if concurrent > 1:
+        images = sum(x["batch"] * x["steps"] for x in lines)
+        print(
+            json.dumps(
+                {
+                    "concurrent": concurrent,
+                    "model": lines[0]["model"],
+                    "size": lines[0]["size"],
+                    "batch": lines[0]["batch"],
+                    "device": lines[0]["device"],
+                    # Summed over processes that ran at once: images done / the longest window.
+                    "total_images_per_s": round(images / max(x["window_s"] for x in lines), 1),
+                    "sum_median_images_per_s": round(sum(x["images_per_s"] for x in lines), 1),
+                }
+            ),
+            flush=True,
         )
-        if done.returncode != 0:
-            return done.returncode
+    sys.stdout.flush()
     return 0
 
 

@@ -27,8 +27,11 @@ PRECISION_CHOICES = ("auto", *PRECISIONS)
 # names): AVX-512 BF16 (Cooper Lake, Zen 4) and AMX (Sapphire Rapids). Without them oneDNN
 # emulates bfloat16 and mixed_bfloat16 is slower than float32.
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-# Tensor cores with float16 arithmetic arrive with compute capability 7.0 (Volta).
+# Tensor cores with float16 arithmetic arrive with compute capability 7.0 (Volta); bfloat16
+# ones, at the same rate, with 8.0 (Ampere). bfloat16 has float32's range, so it needs no loss
+# scaling (and no LossScaleOptimizer state in checkpoints).
 FLOAT16_MIN_CAPABILITY = (7, 0)
+BFLOAT16_MIN_CAPABILITY = (8, 0)
 
 
 def choose_precision(
@@ -36,13 +39,16 @@ def choose_precision(
 ) -> str:
     """The policy `auto` means for this hardware.
 
-    - CUDA GPUs, all of compute capability >= 7.0: mixed_float16; older GPUs: float32.
+    - CUDA GPUs, all of compute capability >= 8.0 (Ampere, Hopper): mixed_bfloat16; all
+      >= 7.0 (Volta, Turing): mixed_float16; any older GPU: float32.
     - No GPU, an x86 CPU with AVX512_BF16 or AMX-BF16: mixed_bfloat16.
     - Anything else: float32.
     """
     if gpu_capabilities:
-        newer = all(tuple(c) >= FLOAT16_MIN_CAPABILITY for c in gpu_capabilities)
-        return "mixed_float16" if newer else "float32"
+        oldest = min(tuple(c) for c in gpu_capabilities)
+        if oldest >= BFLOAT16_MIN_CAPABILITY:
+            return "mixed_bfloat16"
+        return "mixed_float16" if oldest >= FLOAT16_MIN_CAPABILITY else "float32"
     if BF16_CPU_FLAGS & set(cpu_flags):
         return "mixed_bfloat16"
     return "float32"

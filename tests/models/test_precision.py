@@ -19,12 +19,14 @@ AVX2 = {"fpu", "sse4_2", "avx", "avx2", "fma"}
         ([], AVX2 | {"amx_tile", "amx_bf16"}, "mixed_bfloat16"),  # Sapphire Rapids
         ([], AVX2 | {"avx512f"}, "float32"),  # AVX-512 alone emulates bfloat16: no gain
         ([], set(), "float32"),  # no /proc/cpuinfo (macOS) or an ARM CPU
-        ([(9, 0)], AVX2, "mixed_float16"),  # H100
-        ([(7, 0)], AVX2, "mixed_float16"),  # V100: the first tensor cores
-        ([(8, 0), (7, 5)], AVX2, "mixed_float16"),
+        ([(9, 0)], AVX2, "mixed_bfloat16"),  # H100: bfloat16 tensor cores, no loss scaling
+        ([(8, 0)], AVX2, "mixed_bfloat16"),  # A100
+        ([(7, 0)], AVX2, "mixed_float16"),  # V100: the first tensor cores, float16 only
+        ([(7, 5)], AVX2, "mixed_float16"),  # T4
+        ([(8, 0), (7, 5)], AVX2, "mixed_float16"),  # a mixed node: the older card decides
         ([(6, 1)], AVX2, "float32"),  # P100/GTX 10xx: no float16 tensor cores
         ([(8, 6), (6, 1)], AVX2, "float32"),  # a mixed node: the old card decides
-        ([(8, 0)], AVX2 | {"amx_bf16"}, "mixed_float16"),  # a GPU trains, not the CPU
+        ([(7, 5)], AVX2 | {"amx_bf16"}, "mixed_float16"),  # a GPU trains, not the CPU
     ],
 )
 def test_auto_picks_by_gpu_capability_then_cpu_flags(gpus, flags, expected) -> None:
