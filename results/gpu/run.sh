@@ -28,3 +28,9 @@ for n in 1 2 4; do bench --size 256x512 --steps 40 --filters 8 --concurrent "$n"
   | tee "$OUT/packing-256x512.jsonl"
 # 3. what mixed precision buys: filters 8 in float32.
 bench --size 256x1600 --steps 20 --filters 8 --precision float32 | tee "$OUT/float32.jsonl"
+# 4. the other three architectures at the paper's default widths (filters 8, expansion 6,
+#    alpha 0.5), for the cost table.
+for spec in "resunet filters=8" "invresunet expansion=6" "deeplabv3plus alpha=0.5"; do
+  set -- $spec
+  bench --size 256x1600 --steps 10 --model "$1" --hparam "$2"
+done | tee "$OUT/architectures.jsonl"

@@ -68,3 +68,41 @@ def test_each_filters_value_runs_in_its_own_process_on_the_chosen_backend() -> N
         (8, "jax", "32x48"),
     ]
     assert lines[0]["params"] == count_params("unet", num_classes=4, filters=4, depth=2)
+
+
+def test_concurrent_is_refused_where_it_would_be_ambiguous(capsys) -> None:
+    with pytest.raises(SystemExit):
+        bench_step.main(["--concurrent", "0"])
+    assert "--concurrent 0: expected at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench_step.main(["--concurrent", "2", "--filters", "4", "8"])
+    assert "give one --filters value" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench_step.main(["--concurrent", "2", "--batches", "2", "4"])
+    assert "give one --batches value" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_concurrent_copies_are_timed_together_and_summed() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    argv = ["--hparam", "depth=2", "filters=4", "--size", "32x48", "--batches", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "models.bench_step", *argv, "--steps", "4", "--concurrent", "2"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    copies, summary = lines[:-1], lines[-1]
+    assert [(x["filters"], x["batch"], x["steps"]) for x in copies] == [(4, 2, 4), (4, 2, 4)]
+    assert summary["concurrent"] == 2
+    # 2 copies x 4 steps x 2 images over the longer of the two timing windows.
+    longest = max(x["window_s"] for x in copies)
+    assert summary["total_images_per_s"] == pytest.approx(16 / longest, rel=0.01)
