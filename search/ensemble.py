@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from search.postprocess import PostprocessParams
+from search.postprocess import LEVELS, PostprocessParams, cut
 
 __all__ = [
     "EnsembleSpec",
     "Member",
+    "Mixture",
     "Selection",
     "greedy_selection",
     "mean_probabilities",
@@ -42,7 +43,11 @@ TTA_FLIPS: dict[str, tuple[int, ...]] = {"none": (), "h": (2,), "v": (1,)}
 def mean_probabilities(
     probabilities: Sequence[np.ndarray], weights: Sequence[float] | None = None
 ) -> np.ndarray:
-    """Weighted mean of same-shaped probability arrays (float32)."""
+    """Weighted mean of same-shaped probability arrays.
+
+    float32 for float members; for uint8 levels (`search.postprocess.quantise`) the mean is
+    rounded back to uint8 levels, the one rule shared by promotion and `search.predict`.
+    """
     if not probabilities:
         raise ValueError("an ensemble needs at least one member")
     shape = probabilities[0].shape
@@ -54,11 +59,37 @@ def mean_probabilities(
         raise ValueError(
             f"weights must be {len(probabilities)} non-negative numbers, got {weights}"
         )
+    levels = all(np.asarray(p).dtype == np.uint8 for p in probabilities)
+    if levels and np.count_nonzero(weights) == 1:
+        return np.asarray(probabilities[int(np.flatnonzero(weights)[0])])
     total = np.zeros(shape, dtype=np.float32)
     for probs, weight in zip(probabilities, weights / weights.sum(), strict=True):
         if weight > 0:
-            total += np.float32(weight) * probs.astype(np.float32, copy=False)
+            total += np.float32(weight) * np.asarray(probs).astype(np.float32, copy=False)
+    if levels:
+        return np.rint(np.clip(total, 0, LEVELS)).astype(np.uint8)
     return total
+
+
+class Mixture:
+    """The weighted mean of members that may be memory-mapped, computed a slice at a time:
+    `mixture[lo:hi]` reads only those images of every member. Has `shape` and `dtype`, so
+    chunked scorers (`threshold_tuned_dice`, `search.postprocess.tune`) take it for an array."""
+
+    def __init__(self, members: Sequence[np.ndarray], weights: Sequence[float]) -> None:
+        self.members = [m for m, w in zip(members, weights, strict=True) if w > 0]
+        self.weights = [w for w in weights if w > 0]
+        self.shape = members[0].shape
+        self.dtype = members[0].dtype
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not isinstance(index, slice):
+            raise TypeError("a Mixture is read by slices of images: mixture[lo:hi]")
+        return mean_probabilities([m[index] for m in self.members], self.weights)
 
 
 def predict_with_tta(
@@ -86,17 +117,22 @@ def threshold_tuned_dice(
 ) -> float:
     """Kaggle Dice with the best per-class threshold from {1/bins, ..., (bins-1)/bins}.
 
-    A pixel with probability p is predicted at threshold k/bins when floor(p * bins) >= k, so
-    per-image histograms of all pixels and of true pixels give every threshold's Dice at once.
+    A pixel with probability p is predicted at threshold k/bins when floor(p * bins) >= k (on
+    uint8 levels q: when q >= cut(k/bins), as post-processing decides), so per-image
+    histograms of all pixels and of true pixels give every threshold's Dice at once.
+    `probs` and `truth` are read `chunk` images at a time (memory maps and `Mixture` serve).
     """
     n, _, _, classes = probs.shape
     pred_hist = np.zeros((classes, n, bins), dtype=np.int64)
     true_hist = np.zeros((classes, n, bins), dtype=np.int64)
     for lo in range(0, n, chunk):
-        p = probs[lo : lo + chunk]
-        t = truth[lo : lo + chunk] > 0.5
+        p = np.asarray(probs[lo : lo + chunk])
+        t = np.asarray(truth[lo : lo + chunk]) > 0.5
         k = p.shape[0]
-        binned = np.clip((p * bins).astype(np.int64), 0, bins - 1)
+        if p.dtype == np.uint8:
+            binned = _level_bins(bins)[p]
+        else:
+            binned = np.clip((p * bins).astype(np.int64), 0, bins - 1)
         image = np.arange(k).reshape(k, 1, 1, 1) * bins
         for c in range(classes):
             index = (binned[..., c] + image[..., 0]).reshape(-1)
@@ -110,6 +146,12 @@ def threshold_tuned_dice(
     total = pred_sum + truth_sum
     dice = np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)  # (C, N, bins-1)
     return float(dice.mean(axis=1).max(axis=1).mean())
+
+
+def _level_bins(bins: int) -> np.ndarray:
+    """For every uint8 level, how many of the thresholds 1/bins..(bins-1)/bins it reaches."""
+    cuts = np.asarray([cut(k / bins) for k in range(1, bins)])
+    return (np.arange(LEVELS + 1)[:, None] >= cuts[None, :]).sum(axis=1).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -160,19 +202,19 @@ def greedy_selection(
         first, first_score = start, score(val_probabilities[start], truth)
     counts = [0] * len(val_probabilities)
     counts[first] = 1
-    total = val_probabilities[first].astype(np.float32)
     best, history = first_score, [(first, first_score)]
     while sum(counts) < max_size:
-        size = sum(counts)
-        trials = [
-            score((total + p.astype(np.float32)) / np.float32(size + 1), truth)
-            for p in val_probabilities
-        ]
+        # Each trial mixture is read a chunk at a time by the score: no split-sized sum is
+        # held, so the candidates' probabilities may be memory-mapped files of any size.
+        trials = []
+        for i in range(len(val_probabilities)):
+            trial = list(counts)
+            trial[i] += 1
+            trials.append(score(Mixture(val_probabilities, trial), truth))
         pick = int(np.argmax(trials))
         if trials[pick] <= best + tolerance:
             break
         counts[pick] += 1
-        total += val_probabilities[pick].astype(np.float32)
         best = trials[pick]
         history.append((pick, best))
     return Selection(tuple(counts), float(best), tuple(history))

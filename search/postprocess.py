@@ -13,6 +13,13 @@ be tuned on its own. The search is exhaustive over the grids but cheap: for each
 components are labelled once, and every (min_area, gate) pair is scored from per-component
 areas and ground-truth overlaps, never from the pixels again.
 
+Probabilities come as floats in [0, 1] or, as promotion stores them, as uint8 levels
+(`quantise`: round(255 p)). On levels a threshold t means `level >= cut(t)` with
+cut(t) = ceil(255 t), the same decision as `level / 255 >= t`; `search.predict` quantises
+before it post-processes, so the promoted scores are exactly what the shipped model does.
+Tuning runs over chunks of images (a Dice per image, summed), so its memory does not grow
+with the split and memory-mapped probabilities are read a chunk at a time.
+
 Only NumPy: components are labelled on horizontal runs (a run is a maximal row segment of
 foreground pixels), runs on adjacent rows that touch are linked, and the run graph is
 resolved by vectorised union-find (hook to the smaller root, then pointer jumping).
@@ -32,8 +39,10 @@ __all__ = [
     "apply",
     "apply_class",
     "component_runs",
+    "cut",
     "default_grid",
     "label_components",
+    "quantise",
     "raw_params",
     "tune",
 ]
@@ -117,6 +126,33 @@ def default_grid(image_pixels: int, *, gate: bool = True) -> TuneGrid:
     gates = (0.0, *np.round(np.arange(0.5, 0.951, 0.05), 2).tolist()) if gate else (0.0,)
     thresholds = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
     return TuneGrid(thresholds, tuple(areas), tuple(gates))
+
+
+# --- quantised probabilities ----------------------------------------------------------------
+
+LEVELS = 255  # uint8 probabilities: level = round(255 p), p = level / 255
+TUNE_CHUNK = 32  # images per chunk while tuning: bounds memory on any split size
+
+
+def quantise(probs: np.ndarray) -> np.ndarray:
+    """Float probabilities in [0, 1] -> uint8 levels round(255 p); uint8 passes through."""
+    if probs.dtype == np.uint8:
+        return probs
+    scaled = np.rint(np.clip(probs, 0.0, 1.0) * np.float32(LEVELS))
+    return scaled.astype(np.uint8)
+
+
+def cut(threshold: float) -> int:
+    """The lowest uint8 level at or above `threshold`: ceil(255 t), robust to 255 * 0.2 =
+    51.000000000000014."""
+    return int(np.ceil(round(threshold * LEVELS, 6)))
+
+
+def _at_least(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """probs >= threshold, on floats or on uint8 levels."""
+    if probs.dtype == np.uint8:
+        return probs >= cut(threshold)
+    return probs >= threshold
 
 
 # --- connected components -------------------------------------------------------------------
@@ -225,9 +261,9 @@ def _check_probs(probs: np.ndarray, num_classes: int | None = None) -> None:
 def apply_class(probs: np.ndarray, params: ClassParams, *, connectivity: int = 8) -> np.ndarray:
     """(N, H, W) probabilities of one class -> (N, H, W) bool masks."""
     n, height, width = probs.shape
-    mask = probs >= params.threshold
+    mask = _at_least(probs, params.threshold)
     if params.gate > 0:
-        mask &= (probs.reshape(n, -1).max(axis=1) >= params.gate)[:, None, None]
+        mask &= _at_least(probs.reshape(n, -1).max(axis=1), params.gate)[:, None, None]
     if params.min_area <= 1 or not mask.any():
         return mask
     row, start, end, component, num = component_runs(mask, connectivity=connectivity)
@@ -265,9 +301,9 @@ def _scores_for_threshold(
     grid: TuneGrid,
     connectivity: int,
 ) -> np.ndarray:
-    """Mean Dice for every (min_area, gate) at one threshold: shape (len(areas), len(gates))."""
+    """Summed Dice for every (min_area, gate) at one threshold: shape (len(areas), len(gates))."""
     n, height, width = probs.shape
-    mask = probs >= threshold
+    mask = _at_least(probs, threshold)
     row, start, end, component, num = component_runs(mask, connectivity=connectivity)
     k = int(num)
     length = end - start
@@ -276,7 +312,7 @@ def _scores_for_threshold(
     overlap = np.bincount(component, weights=run_overlap, minlength=k)
     image = np.zeros(k, dtype=np.int64)
     image[component] = row // height
-    kept_images = max_prob[None, :] >= np.asarray(grid.gates)[:, None]  # (G, N)
+    kept_images = np.stack([_at_least(max_prob, g) for g in grid.gates])  # (G, N)
     empty_truth = (truth_sum == 0).astype(np.float64)
     scores = np.empty((len(grid.min_areas), len(grid.gates)))
     for i, min_area in enumerate(grid.min_areas):
@@ -284,29 +320,54 @@ def _scores_for_threshold(
         pred_sum = np.bincount(image[keep], weights=area[keep], minlength=n)
         inter = np.bincount(image[keep], weights=overlap[keep], minlength=n)
         dice = _dice(inter, pred_sum, truth_sum)  # (N,)
-        scores[i] = np.where(kept_images, dice[None, :], empty_truth[None, :]).mean(axis=1)
+        scores[i] = np.where(kept_images, dice[None, :], empty_truth[None, :]).sum(axis=1)
     return scores
 
 
 def tune_class(
-    probs: np.ndarray, truth: np.ndarray, grid: TuneGrid, *, connectivity: int = 8
+    probs: np.ndarray,
+    truth: np.ndarray,
+    grid: TuneGrid,
+    *,
+    connectivity: int = 8,
+    chunk: int = TUNE_CHUNK,
 ) -> tuple[ClassParams, float, np.ndarray]:
-    """Best ClassParams for one class; returns (params, mean Dice, score cube (T, A, G))."""
+    """Best ClassParams for one class; returns (params, mean Dice, score cube (T, A, G)).
+
+    `probs` and `truth` are (N, H, W) and may be memory-mapped: `chunk` images are read at a
+    time, and the cube is the sum of every chunk's per-image Dice over N.
+    """
+    n = probs.shape[0]
+    cube = np.zeros((len(grid.thresholds), len(grid.min_areas), len(grid.gates)))
+    for lo in range(0, n, chunk):
+        cube += _chunk_cube(
+            np.asarray(probs[lo : lo + chunk]),
+            np.asarray(truth[lo : lo + chunk]) > 0.5,
+            grid,
+            connectivity,
+        )
+    cube /= n
+    t, a, g = _best_index(cube, grid)
+    params = ClassParams(float(grid.thresholds[t]), int(grid.min_areas[a]), float(grid.gates[g]))
+    return params, float(cube[t, a, g]), cube
+
+
+def _chunk_cube(
+    probs: np.ndarray, truth: np.ndarray, grid: TuneGrid, connectivity: int
+) -> np.ndarray:
+    """Summed per-image Dice (T, A, G) of one chunk of images of one class."""
     n, height, width = probs.shape
     truth_sum = truth.reshape(n, -1).sum(axis=1, dtype=np.int64).astype(np.float64)
     max_prob = probs.reshape(n, -1).max(axis=1)
     # Row-wise prefix sums of the truth give any run's overlap with it in O(1).
     truth_cum = np.zeros((n * height, width + 1), dtype=np.int32)
     np.cumsum(truth.reshape(n * height, width), axis=1, dtype=np.int32, out=truth_cum[:, 1:])
-    cube = np.stack(
+    return np.stack(
         [
             _scores_for_threshold(probs, truth_cum, truth_sum, max_prob, t, grid, connectivity)
             for t in grid.thresholds
         ]
     )
-    t, a, g = _best_index(cube, grid)
-    params = ClassParams(float(grid.thresholds[t]), int(grid.min_areas[a]), float(grid.gates[g]))
-    return params, float(cube[t, a, g]), cube
 
 
 def _best_index(cube: np.ndarray, grid: TuneGrid) -> tuple[int, int, int]:
@@ -333,6 +394,8 @@ def tune(
 ) -> tuple[PostprocessParams, dict]:
     """Tune every class on validation probabilities (N, H, W, C) against masks (N, H, W, C).
 
+    Either may be memory-mapped (see `tune_class`); probabilities may be uint8 levels.
+
     Returns the parameters and a summary: the tuned Kaggle Dice on this data, per class, and the
     raw (threshold 0.5) score for comparison.
     """
@@ -341,7 +404,7 @@ def tune(
         raise ValueError(f"masks {truth.shape} and probabilities {probs.shape} differ in shape")
     if probs.shape[0] == 0:
         raise ValueError("cannot tune post-processing on zero images")
-    truth = np.asarray(truth) > 0.5  # float {0,1} masks from the reader, or bool
+    # Masks: float {0,1} from the reader, or bool; compared > 0.5 a chunk at a time.
     grid = grid or default_grid(probs.shape[1] * probs.shape[2], gate=gate)
     if 0.0 not in grid.gates or 0 not in grid.min_areas:
         raise ValueError("the grid must contain gate 0.0 (off) and min_area 0 (keep everything)")

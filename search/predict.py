@@ -144,11 +144,21 @@ class Predictor:
         return self.spec.flips if self.spec.tta else ("none",)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """float32 probabilities: the members' weighted mean."""
         per_member = [model_probabilities(m, images, flips=self.flips) for m in self.members]
         return ensemble.mean_probabilities(per_member, [m.weight for m in self.spec.members])
 
+    def levels(self, images: np.ndarray) -> np.ndarray:
+        """uint8 levels, as promotion tuned on them: each member quantised, then the weighted
+        mean rounded (`search.ensemble.mean_probabilities` on levels)."""
+        per_member = [
+            postprocess.quantise(model_probabilities(m, images, flips=self.flips))
+            for m in self.members
+        ]
+        return ensemble.mean_probabilities(per_member, [m.weight for m in self.spec.members])
+
     def masks(self, images: np.ndarray) -> np.ndarray:
-        return postprocess.apply(self.probabilities(images), self.spec.postprocess)
+        return postprocess.apply(self.levels(images), self.spec.postprocess)
 
 
 def _spec_path(path: Path) -> Path:

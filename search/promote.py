@@ -42,16 +42,23 @@ from data.config import ConfigError, run_cli
 from search import ensemble, postprocess
 from search.failpoints import failpoint
 from search.leaderboard import BASELINE_STATUS, METRIC, resolve_checkpoint
-from search.predict import (
-    ModelLoadError,
-    check_classes,
-    load_keras_model,
-    model_probabilities,
-    parse_overrides,
+from search.predict import parse_overrides
+from search.promotion.arrays import (
+    PromotionError,
+    Split,
+    chunks,
+    load_split,
+    score,
+    score_levels,
 )
+from search.promotion.inference import Job, predict_split, run_jobs
 
 __all__ = [
     "Candidate",
+    "Split",
+    "load_split",
+    "predict_split",
+    "score",
     "PromotionError",
     "load_leaderboard",
     "main",
@@ -62,12 +69,9 @@ __all__ = [
     "select_candidates",
 ]
 
+WORK_PREFIX = "promotion.work-"  # the work folder of a running (or killed) promotion
 TRAILING_HPARAMS = ("learning_rate", "batch_size", "crop")
 FINISHED = "TERMINATED"  # Ray Tune's status for a trial that ran to its end (or was stopped)
-
-
-class PromotionError(RuntimeError):
-    """The experiment cannot be promoted; the message says which file or trial and why."""
 
 
 @dataclass(frozen=True)
@@ -217,129 +221,49 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# --- data ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Split:
-    """One split in memory. Images smaller than the split's largest are zero-padded at the
-    bottom and right: padding is never predicted on (`predict_split` leaves its probabilities
-    at 0) and holds no truth, so it adds nothing to a Dice, a component's area or an RLE."""
-
-    name: str
-    image_ids: list[str]
-    images: np.ndarray  # uint8 (N, H, W): a quarter of float32's memory
-    masks: np.ndarray  # bool (N, H, W, C)
-    sizes: np.ndarray  # int (N, 2): each image's own height and width
-
-    def size_groups(self) -> list[tuple[tuple[int, int], np.ndarray]]:
-        """((height, width), indices) for every image size, in the order sizes first occur."""
-        groups: dict[tuple[int, int], list[int]] = {}
-        for index, (height, width) in enumerate(self.sizes.tolist()):
-            groups.setdefault((height, width), []).append(index)
-        return [(size, np.asarray(indices)) for size, indices in groups.items()]
-
-
-def load_split(uri: str, split: str, *, limit: int | None) -> Split:
-    """One split of the shards in memory, in the shards' order (deterministic)."""
-    from data.reader import iter_examples
-
-    ids, images, masks = [], [], []
-    for example in iter_examples(uri, split, limit=limit):
-        ids.append(example.image_id)
-        images.append(example.image)
-        masks.append(example.masks.astype(bool, copy=False))
-    if not images:
-        raise PromotionError(f"{uri}: split {split!r} has no rows to evaluate on")
-    sizes = np.asarray([image.shape[:2] for image in images], dtype=np.int64)
-    return Split(split, ids, _padded_stack(images, sizes), _padded_stack(masks, sizes), sizes)
-
-
-def _padded_stack(arrays: Sequence[np.ndarray], sizes: np.ndarray) -> np.ndarray:
-    """(N, H, W, ...) of arrays of possibly different heights and widths, zero-padded."""
-    height, width = (int(v) for v in sizes.max(axis=0))
-    if all(a.shape[:2] == (height, width) for a in arrays):
-        return np.stack(arrays)
-    out = np.zeros((len(arrays), height, width, *arrays[0].shape[2:]), dtype=arrays[0].dtype)
-    for index, array in enumerate(arrays):
-        out[index, : array.shape[0], : array.shape[1]] = array
-    return out
-
-
-def predict_split(
-    model: Any, split: Split, *, batch_size: int, flips: Sequence[str], label: str, progress: bool
-) -> np.ndarray:
-    """float32 probabilities (N, H, W, C), exactly what `search.predict` computes.
-
-    Not float16, though it would halve the memory: a probability rounded to float16 can cross
-    a tuned threshold, and then the promoted scores would not be the shipped model's scores.
-    """
-    from tqdm import tqdm
-
-    out = None
-    n = split.images.shape[0]
-    with tqdm(total=n, desc=f"{label} {split.name}", unit="img", disable=not progress) as bar:
-        # A batch holds images of one size, cut from the padding: the model sees each image
-        # exactly as it would alone, and the padding's probabilities stay 0.
-        for (height, width), indices in split.size_groups():
-            for lo in range(0, len(indices), batch_size):
-                chosen = indices[lo : lo + batch_size]
-                pixels = split.images[chosen, :height, :width, None]
-                probs = model_probabilities(model, pixels.astype(np.float32) / 255.0, flips=flips)
-                if out is None:
-                    out = np.zeros((n, *split.images.shape[1:], probs.shape[-1]), np.float32)
-                out[chosen, :height, :width] = probs
-                bar.update(probs.shape[0])
-    return out
-
-
 # --- scoring -------------------------------------------------------------------------------------
 
 
-def score(truth: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
-    from models.metrics import kaggle_dice, per_class_dice
-
-    per_class = np.asarray(per_class_dice(truth, pred), dtype=float)
-    return {
-        "kaggle_dice": float(kaggle_dice(truth, pred)),
-        "per_class": {n: float(d) for n, d in zip(class_names, per_class, strict=True)},
-    }
-
-
 def evaluate(
-    val_probs: np.ndarray,
-    test_probs: np.ndarray,
+    val_probs: Any,
+    test_probs: Any,
     val: Split,
     test: Split,
     *,
     class_names: Sequence[str],
     gate: bool,
 ) -> dict[str, Any]:
-    """Tune on validation, score raw and tuned on validation and test."""
+    """Tune on validation, score raw and tuned on validation and test.
+
+    The probabilities are uint8 levels (arrays, memory maps or an ensemble `Mixture`); every
+    step reads a chunk of images at a time."""
     tuned, summary = postprocess.tune(val_probs, val.masks, class_names=class_names, gate=gate)
     raw = postprocess.raw_params(len(class_names))
     return {
         "postprocess": tuned,
         "val": {
-            "raw": score(val.masks, postprocess.apply(val_probs, raw), class_names),
+            "raw": score_levels(val.masks, val_probs, raw, class_names),
             "tuned": {"kaggle_dice": summary["val_kaggle_dice"]},
         },
         "test": {
-            "raw": score(test.masks, postprocess.apply(test_probs, raw), class_names),
-            "tuned": score(test.masks, postprocess.apply(test_probs, tuned), class_names),
+            "raw": score_levels(test.masks, test_probs, raw, class_names),
+            "tuned": score_levels(test.masks, test_probs, tuned, class_names),
         },
     }
 
 
 def overlay_examples(
-    test: Split, predicted: np.ndarray, *, count: int = 6
+    test: Split, predicted: Any, *, count: int = 6, params: Any = None
 ) -> dict[str, np.ndarray]:
     """Test images for the report's overlays: every class shown where the split has it.
 
     For each class in turn, the unchosen image with the most ground-truth pixels of it; then
-    images with the most defect classes, up to `count` (at least one per class).
+    images with the most defect classes, up to `count` (at least one per class). `predicted`
+    is boolean masks, or uint8 levels post-processed with `params` for the chosen images only.
     """
-    areas = test.masks.sum(axis=(1, 2))  # (N, C)
+    areas = np.concatenate(
+        [np.asarray(test.masks[s]).sum(axis=(1, 2)) for s in chunks(len(test.masks))]
+    )  # (N, C)
     chosen: list[int] = []
     for c in range(areas.shape[1]):
         ranked = [int(i) for i in np.argsort(-areas[:, c], kind="stable") if areas[i, c] > 0]
@@ -353,13 +277,16 @@ def overlay_examples(
         if int(i) not in chosen:
             chosen.append(int(i))
     order = np.asarray(chosen[: max(count, areas.shape[1])])
+    shown = np.stack([np.asarray(predicted[int(i) : int(i) + 1])[0] for i in order])
+    if params is not None:
+        shown = postprocess.apply(shown, params)
     return {
         "index": order,
         "image_id": np.asarray([test.image_ids[i] for i in order]),
         "image": test.images[order],
         "size": test.sizes[order],  # the report cuts each overlay to it
         "truth": test.masks[order],
-        "predicted": predicted[order],
+        "predicted": shown,
     }
 
 
@@ -465,7 +392,8 @@ def recover_final(experiment_dir: Path) -> list[str]:
 
     A `final.old-*` with no `final/` is the previous promotion, moved aside by a swap that
     never finished: it goes back. Every `final.tmp-*` (an unfinished promotion's output) and
-    every other `final.old-*` goes. Returns what was done, for the log.
+    every other `final.old-*` goes, and so does every `promotion.work-*` (a killed
+    promotion's splits and probabilities). Returns what was done, for the log.
     """
     final = experiment_dir / "final"
     done = []
@@ -478,7 +406,8 @@ def recover_final(experiment_dir: Path) -> list[str]:
         os.replace(olds[-1], final)
         done.append(f"restored {final} from {olds[-1].name}")
         olds = olds[:-1]
-    for stale in [*olds, *experiment_dir.glob("final.tmp-*")]:
+    stale_work = experiment_dir.glob(WORK_PREFIX + "*")
+    for stale in [*olds, *experiment_dir.glob("final.tmp-*"), *stale_work]:
         shutil.rmtree(stale, ignore_errors=True)
         done.append(f"removed {stale.name}")
     return done
@@ -496,6 +425,8 @@ def promote(
     batch_size: int = 8,
     limit: int | None = None,
     progress: bool = True,
+    gpus: float = 0.0,
+    cpus: float = 1.0,
 ) -> dict[str, Any]:
     """Promote an experiment folder; returns what `final/metrics.json` holds.
 
@@ -509,6 +440,8 @@ def promote(
     - `gate`: also tune the per-class image-level gate.
     - `batch_size`: prediction batch size; `limit`: at most this many val/test images (smoke).
     - `progress`: tqdm bars on stderr.
+    - `gpus`, `cpus`: each prediction task's share when Ray is running (`search.run` on a
+      cluster); without Ray, prediction runs in this process.
 
     Raises PromotionError (a RuntimeError) naming the file or trial when the experiment has
     no finished trial, a checkpoint fails to load, or the shards cannot be read. Nothing in
@@ -530,28 +463,45 @@ def promote(
 
     manifest = read_manifest(uri)
     class_names = tuple(manifest.class_names)
-    val = load_split(uri, "val", limit=limit)
-    test = load_split(uri, "test", limit=limit)
-
-    val_probs, test_probs, results = [], [], {}
-    for candidate in candidates:
-        path = candidate.checkpoint / "model.keras"
-        try:
-            model = load_keras_model(path)
-            check_classes(model, class_names, path, f"the shards {uri}")
-        except ModelLoadError as exc:
-            raise PromotionError(f"trial {candidate.trial_id} ({candidate.model}): {exc}") from exc
-        kw = {"batch_size": batch_size, "flips": flips, "label": candidate.name}
-        val_probs.append(predict_split(model, val, progress=progress, **kw))
-        test_probs.append(predict_split(model, test, progress=progress, **kw))
-        del model  # one model in memory at a time; the probabilities are what is kept
-        results[candidate.name] = evaluate(
-            val_probs[-1], test_probs[-1], val, test, class_names=class_names, gate=gate
+    # The work folder holds the splits and every model's uint8 levels as .npy memory maps;
+    # on a cluster it is on the shared file system with the experiment, where the prediction
+    # tasks write. It goes when promotion ends, however it ends.
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=experiment_dir))
+    try:
+        val = load_split(uri, "val", limit=limit, folder=work)
+        test = load_split(uri, "test", limit=limit, folder=work)
+        jobs = [Job(c.name, c.checkpoint / "model.keras", c.trial_id, c.model) for c in candidates]
+        levels, where = run_jobs(
+            jobs,
+            work,
+            (val, test),
+            class_names,
+            uri,
+            batch_size=batch_size,
+            flips=flips,
+            progress=progress,
+            gpus=gpus,
+            cpus=cpus,
         )
-
-    selection, ens_result, ens_test = choose_ensemble(
-        candidates, results, val_probs, test_probs, val, test, class_names=class_names, gate=gate
-    )
+        val_probs = [by_split["val"] for by_split in levels]
+        test_probs = [by_split["test"] for by_split in levels]
+        results = {
+            c.name: evaluate(v, t, val, test, class_names=class_names, gate=gate)
+            for c, v, t in zip(candidates, val_probs, test_probs, strict=True)
+        }
+        selection, ens_result, ens_test = choose_ensemble(
+            candidates,
+            results,
+            val_probs,
+            test_probs,
+            val,
+            test,
+            class_names=class_names,
+            gate=gate,
+        )
+        overlays = overlay_examples(test, ens_test, params=ens_result["postprocess"])
+    finally:  # open memory maps stay readable until dropped: unlinking is safe on POSIX
+        shutil.rmtree(work, ignore_errors=True)
 
     metrics = _metrics(
         experiment_dir,
@@ -567,7 +517,9 @@ def promote(
         gate=gate,
         flips=flips,
     )
-    overlays = overlay_examples(test, postprocess.apply(ens_test, ens_result["postprocess"]))
+    # Where each model was predicted: this host, or a Ray worker's on a cluster.
+    for entry, place in zip(metrics["models"], where, strict=True):
+        entry["prediction"] = place
     metrics["promotion_s"] = round(time.perf_counter() - started, 2)
     _write_final(
         experiment_dir,
@@ -600,21 +552,22 @@ def choose_ensemble(
     *,
     class_names: Sequence[str],
     gate: bool,
-) -> tuple[ensemble.Selection, dict[str, Any], np.ndarray]:
+) -> tuple[ensemble.Selection, dict[str, Any], Any]:
     """The ensemble's selection, evaluation and test probabilities, decided on validation only.
 
     Greedy selection starts from the best single model by fully tuned validation score (the
     one `metrics.json` calls best_single) and adds members only while the mean's validation
     score rises. If the fully tuned ensemble then scores below that single model on
     validation, the ensemble is the single model alone: an ensemble is never chosen that
-    validation says is worse than its best member.
+    validation says is worse than its best member. The ensemble's test probabilities come
+    back as a `search.ensemble.Mixture` (read by slices), or the single model's levels.
     """
     tuned_val = [results[c.name]["val"]["tuned"]["kaggle_dice"] for c in candidates]
     best = best_single(candidates, results)
     selection = ensemble.greedy_selection(val_probs, val.masks, start=best)
     if len(selection.members) > 1:
-        ens_val = ensemble.mean_probabilities(val_probs, selection.counts)
-        ens_test = ensemble.mean_probabilities(test_probs, selection.counts)
+        ens_val = ensemble.Mixture(val_probs, selection.counts)
+        ens_test = ensemble.Mixture(test_probs, selection.counts)
         result = evaluate(ens_val, ens_test, val, test, class_names=class_names, gate=gate)
         if result["val"]["tuned"]["kaggle_dice"] >= tuned_val[best]:
             return selection, result, ens_test

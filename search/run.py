@@ -533,11 +533,13 @@ def write_experiment(
     os.replace(tmp, path)
 
 
-def _promote(experiment_dir: Path) -> bool:
+def _promote(experiment_dir: Path, plan: Any) -> bool:
     from search.promote import promote
+    from search.runner import cluster_session
 
     try:
-        promote(experiment_dir)
+        with cluster_session(plan) as share:  # prediction on the cluster's workers, if any
+            promote(experiment_dir, **share)
     except Exception as exc:  # the leaderboard stands whatever promotion does
         print(
             f"[search] promotion failed ({type(exc).__name__}: {exc}); the leaderboard in "
@@ -626,7 +628,7 @@ def _run(cfg: Mapping[str, Any], experiment_dir: Path, argv: Sequence[str]) -> i
     if outcome.interrupted:
         print("[search] interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
-    if cfg["promote"] and not _promote(experiment_dir):
+    if cfg["promote"] and not _promote(experiment_dir, plan):
         return 1
     print(f"[search] {disk_footprint(experiment_dir)}", flush=True)
     return 0

@@ -6,10 +6,11 @@ it, and writes the final leaderboard from Tune's saved experiment state.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,27 @@ def _init_ray(plan: SearchPlan) -> None:
         dashboard_host="127.0.0.1",
         runtime_env=env,
     )
+
+
+@contextlib.contextmanager
+def cluster_session(plan: SearchPlan) -> Iterator[dict[str, float]]:
+    """Ray again after the search, for promotion's prediction tasks, when the search ran on a
+    cluster (`cluster.address`): yields each task's share, the trials' default (`cpus`,
+    `gpus`). Without a cluster it starts nothing and yields no share: prediction runs in the
+    driver's process, as `python -m search.promote` does."""
+    if not plan.cluster.get("address"):
+        yield {}
+        return
+    import ray
+
+    _init_ray(plan)
+    try:
+        yield {
+            "cpus": float(plan.cluster["cpus_per_trial"]),
+            "gpus": float(plan.cluster["gpus_per_trial"]),
+        }
+    finally:
+        ray.shutdown()
 
 
 def _sigterm_as_sigint() -> None:

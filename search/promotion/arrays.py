@@ -1,0 +1,147 @@
+"""Promotion's arrays: each split's images and masks, each model's probabilities as uint8.
+
+On full Severstal a split of about 1,260 images at 256x1600 holds 0.5 GB of images and 2 GB
+of masks (one byte per pixel and class), and a model's float32 probabilities for it are
+8 GB. Promotion therefore keeps them in `.npy` files in a work folder of the experiment,
+opened as memory maps, and every stage after prediction reads `CHUNK` images at a time:
+the driver's memory does not grow with the split or with the number of models.
+
+Probabilities are stored as uint8 levels (`search.postprocess.quantise`, round(255 p)): a
+quarter of float32, and exact for what follows, since post-processing and `search.predict`
+decide on the same levels (`search.postprocess.cut`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CHUNK", "Split", "chunks", "load_split", "open_array", "score", "score_levels"]
+
+CHUNK = 32  # images read at a time by every chunked stage
+
+
+class PromotionError(RuntimeError):
+    """Promotion cannot go on; the message names the file, trial or split."""
+
+
+@dataclass
+class Split:
+    """One split. Images smaller than the split's largest are zero-padded at the bottom and
+    right: padding is never predicted on (`predict_split` leaves its levels at 0) and holds no
+    truth, so it adds nothing to a Dice, a component's area or an RLE.
+
+    `images` and `masks` are arrays or memory maps (`load_split(..., folder=...)`)."""
+
+    name: str
+    image_ids: list[str]
+    images: np.ndarray  # uint8 (N, H, W)
+    masks: np.ndarray  # bool (N, H, W, C)
+    sizes: np.ndarray  # int (N, 2): each image's own height and width
+
+    def size_groups(self) -> list[tuple[tuple[int, int], np.ndarray]]:
+        """((height, width), indices) for every image size, in the order sizes first occur."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, (height, width) in enumerate(self.sizes.tolist()):
+            groups.setdefault((height, width), []).append(index)
+        return [(size, np.asarray(indices)) for size, indices in groups.items()]
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+
+def _index(uri: str, split: str, limit: int | None) -> tuple[list[str], np.ndarray, int]:
+    """Image ids, sizes and class count of a split's first `limit` rows, without decoding."""
+    from data.shards import load_shard, read_manifest, split_info
+
+    manifest = read_manifest(uri)
+    ids: list[str] = []
+    sizes: list[tuple[int, int]] = []
+    remaining = split_info(manifest, split).rows if limit is None else limit
+    for shard in split_info(manifest, split).shards:
+        if remaining <= 0:
+            break
+        table = load_shard(manifest, shard).slice(0, remaining)
+        remaining -= table.num_rows
+        columns = table.select(["image_id", "height", "width"]).to_pydict()
+        ids += columns["image_id"]
+        sizes += zip(columns["height"], columns["width"], strict=True)
+    return ids, np.asarray(sizes, dtype=np.int64).reshape(-1, 2), len(manifest.class_names)
+
+
+def open_array(path: Path | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """Zeros of `shape`: in memory (path None) or a new `.npy` memory map at `path`."""
+    if path is None:
+        return np.zeros(shape, dtype=dtype)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
+def load_split(uri: str, split: str, *, limit: int | None, folder: Path | None = None) -> Split:
+    """One split of the shards, in the shards' order (deterministic), zero-padded to its
+    largest image. With `folder`, images and masks are written to `<split>.images.npy` and
+    `<split>.masks.npy` there and kept as memory maps: one example is decoded at a time."""
+    from data.reader import iter_examples
+
+    ids, sizes, classes = _index(uri, split, limit)
+    if not ids:
+        raise PromotionError(f"{uri}: split {split!r} has no rows to evaluate on")
+    height, width = (int(v) for v in sizes.max(axis=0))
+    where = (lambda kind: Path(folder) / f"{split}.{kind}.npy") if folder else (lambda kind: None)
+    images = open_array(where("images"), (len(ids), height, width), np.uint8)
+    masks = open_array(where("masks"), (len(ids), height, width, classes), np.bool_)
+    for index, example in enumerate(iter_examples(uri, split, limit=limit)):
+        h, w = example.image.shape[:2]
+        images[index, :h, :w] = example.image
+        masks[index, :h, :w] = example.masks.astype(bool, copy=False)
+    return Split(split, ids, images, masks, sizes)
+
+
+def reopen_split(folder: Path, split: str, ids: list[str], sizes: np.ndarray) -> Split:
+    """A split that `load_split(..., folder=folder)` wrote, opened read-only (a worker's view)."""
+    images = np.load(Path(folder) / f"{split}.images.npy", mmap_mode="r")
+    masks = np.load(Path(folder) / f"{split}.masks.npy", mmap_mode="r")
+    return Split(split, ids, images, masks, sizes)
+
+
+def chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
+    for lo in range(0, n, size):
+        yield slice(lo, min(lo + size, n))
+
+
+def score(truth: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """Kaggle Dice and per-class Dice of boolean masks (N, H, W, C), read a chunk at a time."""
+    from models.metrics import pair_dice
+
+    pairs = np.concatenate(
+        [pair_dice(np.asarray(truth[s]), np.asarray(pred[s])) for s in chunks(len(truth))]
+    )
+    return _summary(pairs, class_names)
+
+
+def score_levels(
+    truth: np.ndarray, levels: Any, params: Any, class_names: Sequence[str]
+) -> dict[str, Any]:
+    """`score` of post-processed probabilities (uint8 levels, a memory map or an ensemble
+    `Mixture`), post-processing one chunk at a time: components never cross images."""
+    from models.metrics import pair_dice
+    from search import postprocess
+
+    pairs = np.concatenate(
+        [
+            pair_dice(np.asarray(truth[s]), postprocess.apply(np.asarray(levels[s]), params))
+            for s in chunks(len(truth))
+        ]
+    )
+    return _summary(pairs, class_names)
+
+
+def _summary(pairs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    per_class = pairs.mean(axis=0)
+    return {
+        "kaggle_dice": float(pairs.mean()),
+        "per_class": {n: float(d) for n, d in zip(class_names, per_class, strict=True)},
+    }
