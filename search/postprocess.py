@@ -394,7 +394,8 @@ def tune(
 ) -> tuple[PostprocessParams, dict]:
     """Tune every class on validation probabilities (N, H, W, C) against masks (N, H, W, C).
 
-    Either may be memory-mapped (see `tune_class`); probabilities may be uint8 levels.
+    Both are read `TUNE_CHUNK` images at a time (arrays, memory maps, or anything sliced by
+    images, such as `search.promotion.arrays.OnDisk`); probabilities may be uint8 levels.
 
     Returns the parameters and a summary: the tuned Kaggle Dice on this data, per class, and the
     raw (threshold 0.5) score for comparison.
@@ -408,11 +409,22 @@ def tune(
     grid = grid or default_grid(probs.shape[1] * probs.shape[2], gate=gate)
     if 0.0 not in grid.gates or 0 not in grid.min_areas:
         raise ValueError("the grid must contain gate 0.0 (off) and min_area 0 (keep everything)")
+    # One pass over the images, a chunk at a time, every class of a chunk at once.
+    classes = probs.shape[-1]
+    cubes = np.zeros((classes, len(grid.thresholds), len(grid.min_areas), len(grid.gates)))
+    for lo in range(0, probs.shape[0], TUNE_CHUNK):
+        chunk_probs = np.asarray(probs[lo : lo + TUNE_CHUNK])
+        chunk_truth = np.asarray(truth[lo : lo + TUNE_CHUNK]) > 0.5
+        for c in range(classes):
+            cubes[c] += _chunk_cube(chunk_probs[..., c], chunk_truth[..., c], grid, connectivity)
+    cubes /= probs.shape[0]
     per_class, scores = [], []
-    for c in range(probs.shape[-1]):
-        params, score, _ = tune_class(probs[..., c], truth[..., c], grid, connectivity=connectivity)
-        per_class.append(params)
-        scores.append(score)
+    for c in range(classes):
+        t, a, g = _best_index(cubes[c], grid)
+        per_class.append(
+            ClassParams(float(grid.thresholds[t]), int(grid.min_areas[a]), float(grid.gates[g]))
+        )
+        scores.append(float(cubes[c, t, a, g]))
     result = PostprocessParams(tuple(per_class), tuple(class_names), connectivity)
     summary = {"val_kaggle_dice": float(np.mean(scores)), "val_dice_per_class": scores}
     return result, summary

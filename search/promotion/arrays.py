@@ -20,7 +20,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHUNK", "Split", "chunks", "load_split", "open_array", "score", "score_levels"]
+__all__ = [
+    "CHUNK",
+    "OnDisk",
+    "Split",
+    "chunks",
+    "load_split",
+    "open_array",
+    "score",
+    "score_levels",
+]
 
 CHUNK = 32  # images read at a time by every chunked stage
 
@@ -35,12 +44,12 @@ class Split:
     right: padding is never predicted on (`predict_split` leaves its levels at 0) and holds no
     truth, so it adds nothing to a Dice, a component's area or an RLE.
 
-    `images` and `masks` are arrays or memory maps (`load_split(..., folder=...)`)."""
+    `images` and `masks` are arrays, or `OnDisk` files (`load_split(..., folder=...)`)."""
 
     name: str
     image_ids: list[str]
-    images: np.ndarray  # uint8 (N, H, W)
-    masks: np.ndarray  # bool (N, H, W, C)
+    images: Any  # uint8 (N, H, W): an array, or OnDisk
+    masks: Any  # bool (N, H, W, C): an array, or OnDisk
     sizes: np.ndarray  # int (N, 2): each image's own height and width
 
     def size_groups(self) -> list[tuple[tuple[int, int], np.ndarray]]:
@@ -73,6 +82,32 @@ def _index(uri: str, split: str, limit: int | None) -> tuple[list[str], np.ndarr
     return ids, np.asarray(sizes, dtype=np.int64).reshape(-1, 2), len(manifest.class_names)
 
 
+class OnDisk:
+    """A `.npy` file read a slice at a time. Each read maps the file, copies what it asked
+    for and unmaps it, so the pages read do not stay in the process's resident memory (a
+    memory map kept open would hold every page it ever touched: gigabytes on Severstal)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        view = np.load(self.path, mmap_mode="r")
+        self.shape, self.dtype = tuple(view.shape), view.dtype
+        self.ndim = len(self.shape)
+        del view
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        view = np.load(self.path, mmap_mode="r")
+        try:
+            return np.array(view[index])
+        finally:
+            del view
+
+    def __repr__(self) -> str:
+        return f"OnDisk({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
+
+
 def open_array(path: Path | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """Zeros of `shape`: in memory (path None) or a new `.npy` memory map at `path`."""
     if path is None:
@@ -83,7 +118,7 @@ def open_array(path: Path | None, shape: tuple[int, ...], dtype: Any) -> np.ndar
 def load_split(uri: str, split: str, *, limit: int | None, folder: Path | None = None) -> Split:
     """One split of the shards, in the shards' order (deterministic), zero-padded to its
     largest image. With `folder`, images and masks are written to `<split>.images.npy` and
-    `<split>.masks.npy` there and kept as memory maps: one example is decoded at a time."""
+    `<split>.masks.npy` there, one example decoded at a time, and read back as `OnDisk`."""
     from data.reader import iter_examples
 
     ids, sizes, classes = _index(uri, split, limit)
@@ -97,13 +132,18 @@ def load_split(uri: str, split: str, *, limit: int | None, folder: Path | None =
         h, w = example.image.shape[:2]
         images[index, :h, :w] = example.image
         masks[index, :h, :w] = example.masks.astype(bool, copy=False)
-    return Split(split, ids, images, masks, sizes)
+    if folder is None:
+        return Split(split, ids, images, masks, sizes)
+    images.flush()
+    masks.flush()
+    del images, masks  # written: from here on read a slice at a time
+    return reopen_split(Path(folder), split, ids, sizes)
 
 
 def reopen_split(folder: Path, split: str, ids: list[str], sizes: np.ndarray) -> Split:
-    """A split that `load_split(..., folder=folder)` wrote, opened read-only (a worker's view)."""
-    images = np.load(Path(folder) / f"{split}.images.npy", mmap_mode="r")
-    masks = np.load(Path(folder) / f"{split}.masks.npy", mmap_mode="r")
+    """A split that `load_split(..., folder=folder)` wrote, read a slice at a time."""
+    images = OnDisk(Path(folder) / f"{split}.images.npy")
+    masks = OnDisk(Path(folder) / f"{split}.masks.npy")
     return Split(split, ids, images, masks, sizes)
 
 

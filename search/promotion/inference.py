@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from search.promotion.arrays import PromotionError, Split, open_array, reopen_split
+from search.promotion.arrays import OnDisk, PromotionError, Split, open_array, reopen_split
 
 __all__ = ["Job", "predict_split", "run_jobs"]
 
@@ -33,7 +33,8 @@ def predict_split(
     out: Path | None = None,
 ) -> np.ndarray:
     """uint8 levels (N, H, W, C) of the model's probabilities (`search.postprocess.quantise`
-    of what `search.predict` computes), in memory or written to the `.npy` file `out`."""
+    of what `search.predict` computes), in memory, or written to the `.npy` file `out` and
+    returned as `OnDisk`."""
     from tqdm import tqdm
 
     from search import postprocess
@@ -54,9 +55,11 @@ def predict_split(
                     levels = open_array(out, shape, np.uint8)
                 levels[chosen, :height, :width] = postprocess.quantise(probs)
                 bar.update(probs.shape[0])
-    if isinstance(levels, np.memmap):
-        levels.flush()
-    return levels
+    if out is None:
+        return levels
+    levels.flush()
+    del levels
+    return OnDisk(out)
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,8 @@ def run_jobs(
     gpus: float = 0.0,
     cpus: float = 1.0,
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, Any]]]:
-    """({split name: read-only levels memory map} per job, {host, pid, seconds} per job), in
-    the jobs' order.
+    """({split name: levels `OnDisk`} per job, {host, pid, seconds} per job), in the jobs'
+    order.
 
     Under a running Ray, one task per job with `cpus` and `gpus` (the trials' share), at
     most as many at once as Ray can place; otherwise in this process, one model at a time.
@@ -151,9 +154,7 @@ def run_jobs(
             _predict_job(job, folder, index, class_names, uri, progress=progress, **kwargs)
             for job in jobs
         ]
-    levels = [
-        {name: np.load(path, mmap_mode="r") for name, path in f["files"].items()} for f in files
-    ]
+    levels = [{name: OnDisk(Path(path)) for name, path in f["files"].items()} for f in files]
     return levels, [{k: v for k, v in f.items() if k != "files"} for f in files]
 
 
