@@ -1,0 +1,100 @@
+"""Helpers for tests that start their own Ray clusters on this machine: ports, `ray start`,
+and stopping exactly the processes of one cluster (by its temp dir), never another's."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+# Ray >= 2.5x may enable token auth; a joining node and the driver then need it too. The
+# token is this test run's own (a fresh machine has no ~/.ray/auth_token), the format Ray's
+# `ray get-auth-token --generate` writes: 64 hex digits.
+AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
+def run_search(results: Path, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT), **AUTH}
+    return subprocess.run(
+        [sys.executable, "-m", "search.run", *argv, f"results_dir={results}"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def read_leaderboard(folder: Path) -> list[dict[str, str]]:
+    """The trials' rows (the predict-nothing BASELINE row left out)."""
+    with open(folder / "leaderboard.csv") as handle:
+        return [r for r in csv.DictReader(handle) if r["status"] != "BASELINE"]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _ray_start(*args: str, env: dict[str, str], cpus: float = 2, gpus: float = 1) -> None:
+    agent, grpc, runtime, metrics = _free_ports(4)
+    done = subprocess.run(
+        [
+            "ray",
+            "start",
+            *args,
+            f"--num-cpus={cpus:g}",
+            f"--num-gpus={gpus:g}",
+            "--node-ip-address=127.0.0.1",
+            f"--dashboard-agent-listen-port={agent}",
+            f"--dashboard-agent-grpc-port={grpc}",
+            f"--runtime-env-agent-port={runtime}",
+            f"--metrics-export-port={metrics}",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"ray start {' '.join(args)} failed:\n{done.stderr[-3000:]}"
+
+
+def _processes_under(marker: str) -> list[int]:
+    """PIDs whose command line names this cluster's own temp dir (only what we started)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _stop(marker: str) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _processes_under(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 15
+        while _processes_under(marker) and time.monotonic() < deadline:
+            time.sleep(0.5)
