@@ -74,7 +74,8 @@ def _blobs(rng: np.random.Generator, n: int, height: int, width: int, classes: i
     for i in range(n):
         for c in range(classes):
             if rng.random() < 0.5:
-                h, w = int(rng.integers(8, height // 2)), int(rng.integers(16, width // 4))
+                h = int(rng.integers(max(1, height // 32), max(2, height // 2)))
+                w = int(rng.integers(max(1, width // 100), max(2, width // 4)))
                 y, x = int(rng.integers(0, height - h)), int(rng.integers(0, width - w))
                 masks[i, y : y + h, x : x + w, c] = True
     return masks
