@@ -113,7 +113,7 @@ def predict_with_tta(
 
 
 def threshold_tuned_dice(
-    probs: np.ndarray, truth: np.ndarray, *, bins: int = 20, chunk: int = 64
+    probs: np.ndarray, truth: np.ndarray, *, bins: int = 20, chunk: int = 16
 ) -> float:
     """Kaggle Dice with the best per-class threshold from {1/bins, ..., (bins-1)/bins}.
 
@@ -129,13 +129,13 @@ def threshold_tuned_dice(
         p = np.asarray(probs[lo : lo + chunk])
         t = np.asarray(truth[lo : lo + chunk]) > 0.5
         k = p.shape[0]
-        if p.dtype == np.uint8:
-            binned = _level_bins(bins)[p]
-        else:
-            binned = np.clip((p * bins).astype(np.int64), 0, bins - 1)
-        image = np.arange(k).reshape(k, 1, 1, 1) * bins
-        for c in range(classes):
-            index = (binned[..., c] + image[..., 0]).reshape(-1)
+        image = np.arange(k).reshape(k, 1, 1) * bins
+        for c in range(classes):  # one class at a time: the int64 bins of a chunk are big
+            if p.dtype == np.uint8:
+                binned = _level_bins(bins)[p[..., c]]
+            else:
+                binned = np.clip((p[..., c] * bins).astype(np.int64), 0, bins - 1)
+            index = (binned + image).reshape(-1)
             pred_hist[c, lo : lo + k] = np.bincount(index, minlength=k * bins).reshape(k, bins)
             hits = index[t[..., c].reshape(-1)]
             true_hist[c, lo : lo + k] = np.bincount(hits, minlength=k * bins).reshape(k, bins)

@@ -131,7 +131,7 @@ def default_grid(image_pixels: int, *, gate: bool = True) -> TuneGrid:
 # --- quantised probabilities ----------------------------------------------------------------
 
 LEVELS = 255  # uint8 probabilities: level = round(255 p), p = level / 255
-TUNE_CHUNK = 32  # images per chunk while tuning: bounds memory on any split size
+TUNE_CHUNK = 16  # images per chunk while tuning: bounds memory on any split size
 
 
 def quantise(probs: np.ndarray) -> np.ndarray:
