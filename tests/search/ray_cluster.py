@@ -15,6 +15,12 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
+# Ray's CLI beside this interpreter (a venv's bin/, active or not), else the one on PATH.
+RAY = (
+    str(Path(sys.executable).with_name("ray"))
+    if Path(sys.executable).with_name("ray").exists()
+    else "ray"
+)
 
 
 # Ray >= 2.5x may enable token auth; a joining node and the driver then need it too. The
@@ -55,7 +61,7 @@ def _ray_start(*args: str, env: dict[str, str], cpus: float = 2, gpus: float = 1
     agent, grpc, runtime, metrics = _free_ports(4)
     done = subprocess.run(
         [
-            "ray",
+            RAY,
             "start",
             *args,
             f"--num-cpus={cpus:g}",
