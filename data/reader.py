@@ -38,6 +38,7 @@ __all__ = [
     "iter_examples",
     "make_dataset",
     "open_split",
+    "split_index",
     "SplitRecords",
 ]
 
@@ -63,9 +64,8 @@ class Example:
     masks: np.ndarray
 
 
-def iter_examples(uri: str, split: str, *, limit: int | None = None) -> Iterator[Example]:
-    """The split's records in shard order, decoded with NumPy (for evaluation and overlays)."""
-    manifest = read_manifest(uri)
+def _split_tables(manifest: Manifest, split: str, limit: int | None) -> Iterator[tuple[Any, Any]]:
+    """(shard, its Arrow table) in shard order, cut so that at most `limit` rows come out."""
     _check_limit(limit)
     remaining = split_info(manifest, split).rows if limit is None else limit
     for shard in split_info(manifest, split).shards:
@@ -73,9 +73,31 @@ def iter_examples(uri: str, split: str, *, limit: int | None = None) -> Iterator
             return
         table = load_shard(manifest, shard).slice(0, remaining)
         remaining -= table.num_rows
+        yield shard, table
+
+
+def iter_examples(uri: str, split: str, *, limit: int | None = None) -> Iterator[Example]:
+    """The split's records in shard order, decoded with NumPy (for evaluation and overlays)."""
+    manifest = read_manifest(uri)
+    for shard, table in _split_tables(manifest, split, limit):
         columns = {name: table.column(name).to_pylist() for name in table.column_names}
         for row in range(table.num_rows):
             yield _example(manifest, shard.path, {k: v[row] for k, v in columns.items()})
+
+
+def split_index(
+    uri: str, split: str, *, limit: int | None = None
+) -> tuple[list[str], np.ndarray, int]:
+    """Image ids, (N, 2) heights and widths, and the class count of the rows `iter_examples`
+    yields, in the same order, without decoding an image or a mask."""
+    manifest = read_manifest(uri)
+    ids: list[str] = []
+    sizes: list[tuple[int, int]] = []
+    for _, table in _split_tables(manifest, split, limit):
+        columns = table.select(["image_id", "height", "width"]).to_pydict()
+        ids += columns["image_id"]
+        sizes += zip(columns["height"], columns["width"], strict=True)
+    return ids, np.asarray(sizes, dtype=np.int64).reshape(-1, 2), len(manifest.class_names)
 
 
 def _example(manifest: Manifest, shard_name: str, record: dict[str, Any]) -> Example:

@@ -24,6 +24,7 @@ preallocation and TensorFlow's grab-all are turned off), so they can share one G
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -160,7 +161,7 @@ def step_seconds(
     first = time.perf_counter() - started
     held = ready() if ready is not None else None
     times = []
-    with held if held is not None else _nothing():
+    with held or contextlib.nullcontext():
         window = time.perf_counter()
         for _ in range(steps):
             started = time.perf_counter()
@@ -176,14 +177,6 @@ def step_seconds(
         "window_s": round(window, 4),
         "params": int(model.count_params()),
     }
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class _Sync:

@@ -65,25 +65,6 @@ class Split:
         return len(self.image_ids)
 
 
-def _index(uri: str, split: str, limit: int | None) -> tuple[list[str], np.ndarray, int]:
-    """Image ids, sizes and class count of a split's first `limit` rows, without decoding."""
-    from data.shards import load_shard, read_manifest, split_info
-
-    manifest = read_manifest(uri)
-    ids: list[str] = []
-    sizes: list[tuple[int, int]] = []
-    remaining = split_info(manifest, split).rows if limit is None else limit
-    for shard in split_info(manifest, split).shards:
-        if remaining <= 0:
-            break
-        table = load_shard(manifest, shard).slice(0, remaining)
-        remaining -= table.num_rows
-        columns = table.select(["image_id", "height", "width"]).to_pydict()
-        ids += columns["image_id"]
-        sizes += zip(columns["height"], columns["width"], strict=True)
-    return ids, np.asarray(sizes, dtype=np.int64).reshape(-1, 2), len(manifest.class_names)
-
-
 class OnDisk:
     """A `.npy` file read a slice at a time. Each read maps the file, copies what it asked
     for and unmaps it, so the pages read do not stay in the process's resident memory (a
@@ -121,9 +102,9 @@ def load_split(uri: str, split: str, *, limit: int | None, folder: Path | None =
     """One split of the shards, in the shards' order (deterministic), zero-padded to its
     largest image. With `folder`, images and masks are written to `<split>.images.npy` and
     `<split>.masks.npy` there, one example decoded at a time, and read back as `OnDisk`."""
-    from data.reader import iter_examples
+    from data.reader import iter_examples, split_index
 
-    ids, sizes, classes = _index(uri, split, limit)
+    ids, sizes, classes = split_index(uri, split, limit=limit)
     if not ids:
         raise PromotionError(f"{uri}: split {split!r} has no rows to evaluate on")
     height, width = (int(v) for v in sizes.max(axis=0))

@@ -10,6 +10,9 @@ keeps on its shared file system). Without Ray, the jobs run here one after anoth
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,10 +88,6 @@ def _predict_job(
 ) -> dict[str, Any]:
     """Predict every split with one model; returns {files: {split: levels file}, host, pid,
     seconds}. Runs anywhere the work folder is mounted: here, or in a Ray task on a worker."""
-    import os
-    import socket
-    import time
-
     from search.predict import ModelLoadError, check_classes, load_keras_model
 
     started = time.perf_counter()

@@ -45,16 +45,15 @@ def test_precision_is_resolved_and_reported(capsys: pytest.CaptureFixture[str]) 
     assert "--precision 'half'" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_each_filters_value_runs_in_its_own_process_on_the_chosen_backend() -> None:
+def _bench_lines(*argv: str) -> list[dict]:
+    """The JSON lines of `python -m models.bench_step ARGV` run as a user runs it."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    argv = ["--hparam", "depth=2", "--filters", "4", "8", "--size", "32x48", "--batches", "2"]
     done = subprocess.run(
-        [sys.executable, "-m", "models.bench_step", *argv, "--steps", "2", "--backend", "jax"],
+        [sys.executable, "-m", "models.bench_step", *argv],
         cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         capture_output=True,
@@ -62,7 +61,13 @@ def test_each_filters_value_runs_in_its_own_process_on_the_chosen_backend() -> N
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    return [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+
+
+@pytest.mark.slow
+def test_each_filters_value_runs_in_its_own_process_on_the_chosen_backend() -> None:
+    argv = ["--hparam", "depth=2", "--filters", "4", "8", "--size", "32x48", "--batches", "2"]
+    lines = _bench_lines(*argv, "--steps", "2", "--backend", "jax")
     assert [(x["filters"], x["backend"], x["size"]) for x in lines] == [
         (4, "jax", "32x48"),
         (8, "jax", "32x48"),
@@ -84,22 +89,8 @@ def test_concurrent_is_refused_where_it_would_be_ambiguous(capsys) -> None:
 
 @pytest.mark.slow
 def test_concurrent_copies_are_timed_together_and_summed() -> None:
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     argv = ["--hparam", "depth=2", "filters=4", "--size", "32x48", "--batches", "2"]
-    done = subprocess.run(
-        [sys.executable, "-m", "models.bench_step", *argv, "--steps", "4", "--concurrent", "2"],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    lines = _bench_lines(*argv, "--steps", "4", "--concurrent", "2")
     copies, summary = lines[:-1], lines[-1]
     assert [(x["filters"], x["batch"], x["steps"]) for x in copies] == [(4, 2, 4), (4, 2, 4)]
     assert summary["concurrent"] == 2

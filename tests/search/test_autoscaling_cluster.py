@@ -23,6 +23,7 @@ import pytest
 from ray_cluster import (
     AUTH,
     PROJECT,
+    TINY_SEARCH,
     _free_ports,
     _processes_under,
     _ray_start,
@@ -130,16 +131,7 @@ def test_search_on_an_autoscaling_cluster_lands_on_workers_within_their_gpus(
         "space.models.unet.grid.filters=[4,8]",
         "space.models.unet.grid.activation=[relu,leaky_relu]",
         "space.models.unet.grid.loss=[bce]",
-        "dataset.num_images=40",
-        "dataset.height=48",
-        "dataset.width=48",
-        "train.epochs=2",
-        "train.batch_size=4",
-        "train.crop=[32,32]",
-        "train.limit_train=8",
-        "train.limit_val=4",
-        "promote=false",
-        "console_interval_s=0",
+        *TINY_SEARCH,
         timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

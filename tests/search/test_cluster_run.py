@@ -12,6 +12,7 @@ import pytest
 from ray_cluster import (
     AUTH,
     PROJECT,
+    TINY_SEARCH,
     _free_ports,
     _processes_under,
     _ray_start,
@@ -20,19 +21,7 @@ from ray_cluster import (
     run_search,
 )
 
-TINY = [
-    "dataset.num_images=40",
-    "dataset.height=48",
-    "dataset.width=48",
-    "train.epochs=2",
-    "train.batch_size=4",
-    "train.crop=[32,32]",
-    "train.limit_train=8",
-    "train.limit_val=4",
-    "space.models.unet.grid.filters=[4]",
-    "promote=false",
-    "console_interval_s=0",
-]
+TINY = [*TINY_SEARCH, "space.models.unet.grid.filters=[4]"]
 
 
 @pytest.fixture
