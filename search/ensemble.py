@@ -123,6 +123,7 @@ def threshold_tuned_dice(
     `probs` and `truth` are read `chunk` images at a time (memory maps and `Mixture` serve).
     """
     n, _, _, classes = probs.shape
+    level_bins = _level_bins(bins)  # for uint8 levels: each level's bin, looked up
     pred_hist = np.zeros((classes, n, bins), dtype=np.int64)
     true_hist = np.zeros((classes, n, bins), dtype=np.int64)
     for lo in range(0, n, chunk):
@@ -132,7 +133,7 @@ def threshold_tuned_dice(
         image = np.arange(k).reshape(k, 1, 1) * bins
         for c in range(classes):  # one class at a time: the int64 bins of a chunk are big
             if p.dtype == np.uint8:
-                binned = _level_bins(bins)[p[..., c]]
+                binned = level_bins[p[..., c]]
             else:
                 binned = np.clip((p[..., c] * bins).astype(np.int64), 0, bins - 1)
             index = (binned + image).reshape(-1)
