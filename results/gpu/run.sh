@@ -26,7 +26,10 @@ for n in 2 4; do bench --size 256x1600 --steps 20 --filters 8 --concurrent "$n";
   | tee "$OUT/packing-256x1600.jsonl"
 for n in 1 2 4; do bench --size 256x512 --steps 40 --filters 8 --concurrent "$n"; done \
   | tee "$OUT/packing-256x512.jsonl"
-# 3. what mixed precision buys: filters 8 in float32.
+# 3a. whether the small model's step has a cost that does not grow with the batch: batch 32.
+python3 -m models.bench_step --backend jax --batches 32 --precision auto --size 256x1600 \
+  --steps 20 --filters 8 | tee "$OUT/batch32.jsonl"
+# 3b. what mixed precision buys: filters 8 in float32.
 bench --size 256x1600 --steps 20 --filters 8 --precision float32 | tee "$OUT/float32.jsonl"
 # 4. the other three architectures at the paper's default widths (filters 8, expansion 6,
 #    alpha 0.5), for the cost table.
