@@ -13,7 +13,7 @@ search run without faults.
      candidates: processes descended from its driver whose command line is a Tune function
      trainable (`ray::ImplicitFunc`), never another search's;
    - `driver_kills` times the driver itself gets SIGKILL: first once an epoch has been
-     reported, then once a trial has finished; each time the same command is started again
+     reported, then once a trial has finished and every worker kill has landed; each time the same command is started again
      (resume=auto). Ray processes of the killed driver that outlive it by 30 s are counted
      as leaked, and killed.
 3. The comparison, per grid point: the same trials finished; every `result.json` of the
@@ -23,7 +23,8 @@ search run without faults.
    epoch, and resume restores weights and optimizer state exactly).
 
 Prints one line per fault and a summary; the last line is JSON. Exits 1 when anything was
-lost (a trial missing or unfinished, an epoch missing or repeated, a score off).
+lost (a trial missing or unfinished, an epoch missing or repeated, a score off), or when the
+search finished before every requested fault landed (give it more epochs).
 """
 
 from __future__ import annotations
@@ -218,8 +219,10 @@ def run_faulted(
             )
         epochs = _epochs_reported(folder)
         finished = sum(r["status"] == "TERMINATED" for r in _rows(folder))
+        # The second driver kill waits for every worker kill: faults land in the order driver,
+        # workers, driver, so a last trial finishing during a restart cannot leave one undone.
         driver_due = (done_driver_kills == 0 and epochs >= 1) or (
-            done_driver_kills == 1 and finished >= 1
+            done_driver_kills == 1 and finished >= 1 and done_kills >= kills
         )
         if done_driver_kills < driver_kills and driver_due:
             family = descendants(driver.pid)
@@ -333,7 +336,10 @@ def main(argv: Sequence[str]) -> int:
         f"difference {result['max_score_diff']:.3g} (tolerance {tolerance:g})"
     )
     print(json.dumps(result), flush=True)
-    return 1 if result["lost"] or faults["worker_kills"] < kills else 0
+    undone = faults["worker_kills"] < kills or faults["driver_kills"] < driver_kills
+    if undone:
+        _say("the search finished before every fault landed: give it more epochs")
+    return 1 if result["lost"] or undone else 0
 
 
 if __name__ == "__main__":
