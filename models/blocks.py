@@ -20,6 +20,7 @@ __all__ = [
     "inverted_residual_block",
     "make_divisible",
     "mcad",
+    "mcad_bridge",
     "residual_block",
     "separable_conv_bn",
 ]
@@ -136,6 +137,11 @@ def mcad(x, filters: int, *, variant: str = "basic", activation: str = "relu", n
     if variant == "original":
         x = layers.Conv2D(filters, 1, name=f"{name}_conv{len(MCAD_DILATIONS[variant]) + 1}")(x)
     return x
+
+
+def mcad_bridge(x, filters: int, *, variant: str, activation: str, name: str):
+    """MCAD as the U-Net bridge (resunet, invresunet): its layers are named `{name}_mcad_*`."""
+    return mcad(x, filters, variant=variant, activation=activation, name=f"{name}_mcad")
 
 
 def separable_conv_bn(x, filters: int, *, dilation: int = 1, name: str):

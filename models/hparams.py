@@ -1,7 +1,8 @@
 """Hyperparameter specs: defaults and allowed values, checked before any graph is built.
 
 Search validates a whole config through `validate_hparams` before Ray starts, so a typo
-fails in a second instead of inside a trial an hour later.
+fails in a second instead of inside a trial an hour later. The specs that several
+architectures share are built here, so no architecture module imports another.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
+
+from models.blocks import MCAD_DILATIONS
 
 __all__ = [
     "HParam",
     "HParamError",
     "PRECISIONS",
+    "UNET_FAMILY_HPARAMS",
+    "mcad_hparam",
     "output_prior_hparam",
     "precision_hparam",
     "validate_hparams",
@@ -116,6 +122,55 @@ def output_prior_hparam() -> HParam:
         low=0.0,
         high=0.5,
         low_open=True,
+    )
+
+
+def _unet_family_hparams() -> Mapping[str, HParam]:
+    specs = (
+        HParam(
+            "filters",
+            int,
+            8,
+            "Width of the first stage, doubled at each stage.",
+            low=1,
+            high=256,
+            paper=(8, 16, 32, 64),
+        ),
+        HParam(
+            "depth",
+            int,
+            5,
+            "Encoder stages before the bottleneck (the paper's code: 5).",
+            low=1,
+            high=7,
+        ),
+        HParam(
+            "batch_norm",
+            bool,
+            False,
+            "Batch norm after each conv of the plain conv blocks (the paper's U-Net had none).",
+            choices=(False, True),
+        ),
+        output_prior_hparam(),
+        precision_hparam(),
+    )
+    return MappingProxyType({hp.name: hp for hp in specs})
+
+
+# What unet, resunet and invresunet all take; each adds its own activation (whose default
+# and doc differ) and, for the MCAD bridge, `mcad_hparam()`.
+UNET_FAMILY_HPARAMS: Mapping[str, HParam] = _unet_family_hparams()
+
+
+def mcad_hparam() -> HParam:
+    """The `mcad` variant of the U-Nets whose bridge is MCAD (resunet, invresunet)."""
+    return HParam(
+        "mcad",
+        str,
+        "basic",
+        "MCAD variant: 'basic' = the paper's 6 layers (dilations 1,1,2,4,8,12); "
+        "'original' = Yu & Koltun's 8-layer table.",
+        choices=tuple(MCAD_DILATIONS),
     )
 
 

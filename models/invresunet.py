@@ -6,16 +6,14 @@ from functools import partial
 
 import keras
 
-from models.blocks import inverted_residual_block, mcad
+from models.blocks import inverted_residual_block, mcad_bridge
 from models.encoder_decoder import build_encoder_decoder
-from models.hparams import HParam, precision_hparam
-from models.resunet import mcad_hparam
-from models.unet import HPARAMS as UNET_HPARAMS
+from models.hparams import UNET_FAMILY_HPARAMS, HParam, mcad_hparam
 
 __all__ = ["HPARAMS", "build_invresunet"]
 
 HPARAMS: dict[str, HParam] = {
-    "filters": UNET_HPARAMS["filters"],
+    "filters": UNET_FAMILY_HPARAMS["filters"],
     "expansion": HParam(
         "expansion",
         int,
@@ -24,7 +22,7 @@ HPARAMS: dict[str, HParam] = {
         low=1,
         high=16,
     ),
-    "depth": UNET_HPARAMS["depth"],
+    "depth": UNET_FAMILY_HPARAMS["depth"],
     "mcad": mcad_hparam(),
     "activation": HParam(
         "activation",
@@ -33,9 +31,9 @@ HPARAMS: dict[str, HParam] = {
         "Activation of MCAD and the decoder (the blocks use ReLU6, as MobileNetV2).",
         choices=("relu", "leaky_relu"),
     ),
-    "batch_norm": UNET_HPARAMS["batch_norm"],
-    "output_prior": UNET_HPARAMS["output_prior"],
-    "precision": precision_hparam(),
+    "batch_norm": UNET_FAMILY_HPARAMS["batch_norm"],
+    "output_prior": UNET_FAMILY_HPARAMS["output_prior"],
+    "precision": UNET_FAMILY_HPARAMS["precision"],
 }
 
 
@@ -58,7 +56,7 @@ def build_invresunet(
         filters=filters,
         depth=depth,
         encoder_block=partial(_inverted_stage, expansion=expansion),
-        bridge=partial(_mcad_bridge, variant=mcad, activation=activation),
+        bridge=partial(mcad_bridge, variant=mcad, activation=activation),
         decoder_activation=activation,
         decoder_batch_norm=batch_norm,
         output_prior=output_prior,
@@ -71,7 +69,3 @@ def _inverted_stage(x, filters: int, *, expansion: int, name: str):
     # width, carries the residual connection the paper's encoder is named for.
     x = inverted_residual_block(x, filters, expansion=expansion, name=f"{name}_block1")
     return inverted_residual_block(x, filters, expansion=expansion, name=f"{name}_block2")
-
-
-def _mcad_bridge(x, filters: int, *, variant: str, activation: str, name: str):
-    return mcad(x, filters, variant=variant, activation=activation, name=f"{name}_mcad")

@@ -6,27 +6,14 @@ from functools import partial
 
 import keras
 
-from models.blocks import ACTIVATIONS, MCAD_DILATIONS, mcad, residual_block
+from models.blocks import ACTIVATIONS, mcad_bridge, residual_block
 from models.encoder_decoder import build_encoder_decoder
-from models.hparams import HParam, precision_hparam
-from models.unet import HPARAMS as UNET_HPARAMS
+from models.hparams import UNET_FAMILY_HPARAMS, HParam, mcad_hparam
 
-__all__ = ["HPARAMS", "build_resunet", "mcad_hparam"]
-
-
-def mcad_hparam() -> HParam:
-    return HParam(
-        "mcad",
-        str,
-        "basic",
-        "MCAD variant: 'basic' = the paper's 6 layers (dilations 1,1,2,4,8,12); "
-        "'original' = Yu & Koltun's 8-layer table.",
-        choices=tuple(MCAD_DILATIONS),
-    )
-
+__all__ = ["HPARAMS", "build_resunet"]
 
 HPARAMS: dict[str, HParam] = {
-    "filters": UNET_HPARAMS["filters"],
+    "filters": UNET_FAMILY_HPARAMS["filters"],
     "activation": HParam(
         "activation",
         str,
@@ -35,11 +22,11 @@ HPARAMS: dict[str, HParam] = {
         choices=ACTIVATIONS,
         paper=ACTIVATIONS,
     ),
-    "depth": UNET_HPARAMS["depth"],
+    "depth": UNET_FAMILY_HPARAMS["depth"],
     "mcad": mcad_hparam(),
-    "batch_norm": UNET_HPARAMS["batch_norm"],
-    "output_prior": UNET_HPARAMS["output_prior"],
-    "precision": precision_hparam(),
+    "batch_norm": UNET_FAMILY_HPARAMS["batch_norm"],
+    "output_prior": UNET_FAMILY_HPARAMS["output_prior"],
+    "precision": UNET_FAMILY_HPARAMS["precision"],
 }
 
 
@@ -61,13 +48,9 @@ def build_resunet(
         filters=filters,
         depth=depth,
         encoder_block=partial(residual_block, activation=activation),
-        bridge=partial(_mcad_bridge, variant=mcad, activation=activation),
+        bridge=partial(mcad_bridge, variant=mcad, activation=activation),
         decoder_activation=activation,
         decoder_batch_norm=batch_norm,
         output_prior=output_prior,
         name="resunet",
     )
-
-
-def _mcad_bridge(x, filters: int, *, variant: str, activation: str, name: str):
-    return mcad(x, filters, variant=variant, activation=activation, name=f"{name}_mcad")

@@ -9,65 +9,24 @@ import keras
 
 from models.blocks import ACTIVATIONS, conv_block
 from models.encoder_decoder import build_encoder_decoder
-from models.hparams import HParam, output_prior_hparam, precision_hparam
+from models.hparams import UNET_FAMILY_HPARAMS, HParam
 
 __all__ = ["HPARAMS", "build_unet"]
 
-
-def _filters() -> HParam:
-    return HParam(
-        "filters",
-        int,
-        8,
-        "Width of the first stage, doubled at each stage.",
-        low=1,
-        high=256,
-        paper=(8, 16, 32, 64),
-    )
-
-
-def _depth() -> HParam:
-    return HParam(
-        "depth",
-        int,
-        5,
-        "Encoder stages before the bottleneck (the paper's code: 5).",
-        low=1,
-        high=7,
-    )
-
-
-def _activation(default: str) -> HParam:
-    return HParam(
+HPARAMS: dict[str, HParam] = {
+    "filters": UNET_FAMILY_HPARAMS["filters"],
+    "activation": HParam(
         "activation",
         str,
-        default,
+        "relu",
         "Activation of the conv blocks.",
         choices=ACTIVATIONS,
         paper=ACTIVATIONS,
-    )
-
-
-def _batch_norm() -> HParam:
-    return HParam(
-        "batch_norm",
-        bool,
-        False,
-        "Batch norm after each conv of the plain conv blocks (the paper's U-Net had none).",
-        choices=(False, True),
-    )
-
-
-HPARAMS: dict[str, HParam] = {
-    hp.name: hp
-    for hp in (
-        _filters(),
-        _activation("relu"),
-        _depth(),
-        _batch_norm(),
-        output_prior_hparam(),
-        precision_hparam(),
-    )
+    ),
+    "depth": UNET_FAMILY_HPARAMS["depth"],
+    "batch_norm": UNET_FAMILY_HPARAMS["batch_norm"],
+    "output_prior": UNET_FAMILY_HPARAMS["output_prior"],
+    "precision": UNET_FAMILY_HPARAMS["precision"],
 }
 
 

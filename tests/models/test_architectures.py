@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import keras
@@ -13,6 +14,14 @@ from models.losses import get_loss
 from models.metrics import dice_metrics
 
 NUM_CLASSES = 4
+
+# The module under models/ that builds each registered architecture.
+ARCHITECTURE_MODULES = {
+    "unet": "models.unet",
+    "resunet": "models.resunet",
+    "invresunet": "models.invresunet",
+    "deeplabv3plus": "models.deeplab",
+}
 
 
 def infer(model: keras.Model, images: np.ndarray) -> np.ndarray:
@@ -233,3 +242,43 @@ def test_batch_norm_statistics_forget_their_start_within_a_short_trial() -> None
         layer(batch, training=True)
     moving_mean = keras.ops.convert_to_numpy(layer.moving_mean)
     np.testing.assert_allclose(moving_mean, 3.0, rtol=0.01)
+
+
+def imported_models_modules(source: str) -> set[str]:
+    """The `models.*` modules a source file imports, anywhere in it (function-level included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # every module here lives directly in models/, so `.x` is models.x
+                module = f"models.{module}".rstrip(".")
+            # `from models import unet` imports a module too, not only a name.
+            found.update([module, *(f"{module}.{alias.name}" for alias in node.names)])
+    return {name for name in found if name == "models" or name.startswith("models.")}
+
+
+def test_the_import_parser_sees_every_form_of_import() -> None:
+    source = (
+        "import models.unet\n"
+        "from models import resunet\n"
+        "from models.deeplab import HPARAMS\n"
+        "def f():\n    from .invresunet import build_invresunet\n"
+    )
+    found = imported_models_modules(source)
+    assert set(ARCHITECTURE_MODULES.values()) <= found
+
+
+def test_no_architecture_module_imports_another() -> None:
+    assert set(ARCHITECTURE_MODULES) == set(models.model_names())
+    architectures = set(ARCHITECTURE_MODULES.values())
+    for module in sorted(architectures):
+        path = Path(models.__file__).parent / f"{module.removeprefix('models.')}.py"
+        imported = imported_models_modules(path.read_text())
+        assert "models.blocks" in imported or "models.hparams" in imported
+        others = sorted(imported & (architectures - {module}))
+        assert not others, (
+            f"{path}: imports {', '.join(others)}; shared code belongs in models/blocks.py "
+            "or models/hparams.py"
+        )

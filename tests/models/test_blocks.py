@@ -1,4 +1,4 @@
-"""Blocks: the residual addition, MCAD's dilation rates, inverted residuals, make_divisible."""
+"""Blocks: the residual addition, MCAD's dilation rates and bridge, inverted residuals, make_divisible."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from models.blocks import (
     inverted_residual_block,
     make_divisible,
     mcad,
+    mcad_bridge,
     residual_block,
 )
 
@@ -64,6 +65,35 @@ def test_mcad_dilation_rates(variant: str) -> None:
     assert {c.filters for c in convs} == {8}  # constant width
     if variant == "original":
         assert convs[-1].kernel_size == (1, 1) and len(convs) == 8
+
+
+@pytest.mark.parametrize(
+    "variant,convs,params",
+    [
+        # 3x3 4->16 (576 + 16), then 3x3 16->16 (2,304 + 16) for each later layer.
+        ("basic", 6, 592 + 5 * 2320),
+        # ... and Yu & Koltun's linear 1x1 16->16 (256 + 16) at the end.
+        ("original", 8, 592 + 6 * 2320 + 272),
+    ],
+)
+def test_mcad_bridge_keeps_resolution_at_the_bridge_width(
+    variant: str, convs: int, params: int
+) -> None:
+    inputs = keras.Input((8, 8, 4))
+    out = mcad_bridge(inputs, 16, variant=variant, activation="leaky_relu", name="bridge")
+    model = keras.Model(inputs, out)
+    assert model.output_shape == (None, 8, 8, 16)
+    conv_layers = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    # Checkpoints of resunet and invresunet hold these names.
+    assert [c.name for c in conv_layers] == [f"bridge_mcad_conv{i}" for i in range(1, convs + 1)]
+    assert {c.filters for c in conv_layers} == {16}
+    assert isinstance(model.get_layer("bridge_mcad_act1"), keras.layers.LeakyReLU)
+    assert model.count_params() == params
+
+
+def test_mcad_bridge_refuses_an_unknown_variant() -> None:
+    with pytest.raises(ValueError, match="MCAD variant 'large' is not one of basic, original"):
+        mcad_bridge(keras.Input((8, 8, 4)), 16, variant="large", activation="relu", name="bridge")
 
 
 def test_paper_mcad_table() -> None:
