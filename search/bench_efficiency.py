@@ -25,7 +25,6 @@ at most 40% of its trial-epochs). The last line is JSON.
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from data.config import ConfigError, HelpRequested, compose_help, help_requested, require, run_cli
-from search.leaderboard import METRIC, read_trial_rows
+from search.records import read_leaderboard
 
 __all__ = ["main", "summarise"]
 
@@ -48,26 +47,22 @@ def summarise(leaderboard_csv: str | Path) -> dict[str, Any]:
     """Trials, trial-epochs and best val_kaggle_dice of one finished search's leaderboard."""
     path = Path(leaderboard_csv)
     require(path.is_file(), f"{path}: no leaderboard (did the search run?)")
-    rows = read_trial_rows(path)
+    rows = [r for r in read_leaderboard(path) if not r.is_baseline]
     require(rows, f"{path}: the leaderboard has no trial")
     epochs = 0
     trial_s = 0.0
-    best = -math.inf
     for number, row in enumerate(rows, start=2):
-        try:
-            epochs += int(row["epochs"] or 0)
-        except (KeyError, ValueError):
-            raise ConfigError(
-                f"{path} line {number}: epochs={row.get('epochs')!r} is not a whole number"
-            ) from None
-        trial_s += float(row.get("wall_s") or 0.0)
-        if row.get(METRIC):
-            best = max(best, float(row[METRIC]))
-    statuses = sorted({row["status"] for row in rows})
+        value = row.cells.get("epochs")
+        if not isinstance(value, int | None):
+            raise ConfigError(f"{path} line {number}: epochs={value!r} is not a whole number")
+        epochs += value or 0
+        trial_s += float(row.cells.get("wall_s") or 0.0)
+    scores = [r.score for r in rows if r.score is not None]
+    statuses = sorted({row.status for row in rows})
     return {
         "trials": len(rows),
         "trial_epochs": epochs,
-        "best_val_kaggle_dice": round(best, 4) if math.isfinite(best) else None,
+        "best_val_kaggle_dice": round(max(scores), 4) if scores else None,
         "trial_s": round(trial_s, 1),
         "statuses": statuses,
     }

@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from data.config import ConfigError, HelpRequested, help_requested, require, run_cli
-from search.leaderboard import read_results, read_trial_rows
+from search.leaderboard import read_results
+from search.records import LEADERBOARD_FILE, Status, TrialRow, read_leaderboard
 
 __all__ = ["main", "compare", "descendants", "trial_workers"]
 
@@ -85,9 +86,11 @@ def trial_workers(driver_pid: int) -> list[int]:
     return [p for p in descendants(driver_pid) if (_title(p) or "").startswith(TRAINABLE)]
 
 
-def _rows(folder: Path) -> list[dict[str, str]]:
-    path = folder / "leaderboard.csv"
-    return read_trial_rows(path) if path.is_file() else []
+def _rows(folder: Path) -> list[TrialRow]:
+    """The trials' rows of a run's leaderboard (none before the search writes one)."""
+    if not (folder / LEADERBOARD_FILE).is_file():
+        return []
+    return [r for r in read_leaderboard(folder) if not r.is_baseline]
 
 
 def _grid_index(trial_id: str) -> str:
@@ -101,15 +104,15 @@ def _epochs_reported(folder: Path) -> int:
 
 def compare(reference: Path, faulted: Path, *, tolerance: float) -> dict[str, Any]:
     """What the faulted run lost against the reference (every count must be 0)."""
-    want = {_grid_index(r["trial_id"]): r for r in _rows(reference)}
-    got = {_grid_index(r["trial_id"]): r for r in _rows(faulted)}
+    want = {_grid_index(r.trial_id): r for r in _rows(reference)}
+    got = {_grid_index(r.trial_id): r for r in _rows(faulted)}
     require(want, f"{reference}: the reference search has no leaderboard")
     missing = sorted(set(want) - set(got))
-    unfinished = sorted(k for k, r in got.items() if r["status"] != "TERMINATED")
+    unfinished = sorted(k for k, r in got.items() if r.status != Status.TERMINATED)
     score_diffs: dict[str, float] = {}
     for key, row in want.items():
-        if key in got and got[key]["val_kaggle_dice"] and row["val_kaggle_dice"]:
-            diff = abs(float(got[key]["val_kaggle_dice"]) - float(row["val_kaggle_dice"]))
+        if key in got and got[key].score is not None and row.score is not None:
+            diff = abs(got[key].score - row.score)
             score_diffs[key] = diff
     off = sorted(k for k, d in score_diffs.items() if d > tolerance)
     repeated, gaps, curves_off = [], [], []
@@ -135,8 +138,8 @@ def compare(reference: Path, faulted: Path, *, tolerance: float) -> dict[str, An
         curve_diffs += diffs
         if set(mine) != set(theirs) or any(d > tolerance for d in diffs):
             curves_off.append(trial_dir.name)
-    expected_epochs = {k: r["epochs"] for k, r in want.items()}
-    short = sorted(k for k, r in got.items() if r["epochs"] != expected_epochs.get(k))
+    expected_epochs = {k: r.cells.get("epochs") for k, r in want.items()}
+    short = sorted(k for k, r in got.items() if r.cells.get("epochs") != expected_epochs.get(k))
     return {
         "trials": len(want),
         "missing": missing,
@@ -218,7 +221,7 @@ def run_faulted(
                 + " | ".join(log.read_text().splitlines()[-3:])
             )
         epochs = _epochs_reported(folder)
-        finished = sum(r["status"] == "TERMINATED" for r in _rows(folder))
+        finished = sum(r.status == Status.TERMINATED for r in _rows(folder))
         # The second driver kill waits for every worker kill: faults land in the order driver,
         # workers, driver, so a last trial finishing during a restart cannot leave one undone.
         driver_due = (done_driver_kills == 0 and epochs >= 1) or (

@@ -14,7 +14,8 @@ from typing import Any
 
 from ray import tune
 
-from search.leaderboard import METRIC, TrialRecord, read_baseline, write_leaderboard
+from search.leaderboard import TrialRecord, read_baseline, write_leaderboard
+from search.records import ENDED, METRIC, Status
 
 __all__ = [
     "SearchProgress",
@@ -37,7 +38,7 @@ def error_line(error_file: str | Path | None) -> str:
 def trial_record(trial: Any, *, status: str | None = None) -> TrialRecord:
     """A leaderboard record of a Tune Trial object."""
     error = ""
-    if (status or trial.status) == "ERROR":
+    if (status or trial.status) == Status.ERROR:
         error = error_line(trial.error_file) or "error (see the trial's error.txt)"
     point = dict(trial.config.get("point", {}))
     # Show the learning rate a trial used even when the space does not search it.
@@ -68,7 +69,7 @@ def epoch_progress(trials: Sequence[Any]) -> tuple[int, int]:
     for trial in trials:
         epochs_done = int((trial.last_result or {}).get("training_iteration", 0) or 0)
         done += epochs_done
-        if trial.status in ("TERMINATED", "ERROR"):
+        if trial.status in ENDED:
             continue
         config = trial.config or {}
         planned = config.get("point", {}).get("epochs") or (
@@ -111,7 +112,7 @@ def status_line(
         score = metrics.get("max", score)
         if isinstance(score, int | float) and (best is None or score > best):
             best, best_point = score, trial.config.get("point", {})
-    done = counts.get("TERMINATED", 0)
+    done = counts.get(Status.TERMINATED, 0)
     of = f"/{total}" if total else ""
     text = (
         f"{time.strftime('%H:%M:%S')} running {counts.get('RUNNING', 0)} | "
@@ -216,12 +217,12 @@ class SearchProgress(tune.Callback):
             self._print(trials)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
-        self._refresh(trials, trial, "TERMINATED")
-        self._print(trials, f"done {trial.trial_id}: ", trial, "TERMINATED")
+        self._refresh(trials, trial, Status.TERMINATED)
+        self._print(trials, f"done {trial.trial_id}: ", trial, Status.TERMINATED)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
-        self._refresh(trials, trial, "ERROR")
-        self._print(trials, f"ERROR {trial.trial_id}: ", trial, "ERROR")
+        self._refresh(trials, trial, Status.ERROR)
+        self._print(trials, f"ERROR {trial.trial_id}: ", trial, Status.ERROR)
 
     def on_experiment_end(self, trials: list, **info):
         self._refresh(trials)

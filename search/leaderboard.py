@@ -13,12 +13,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.records import BASELINE_STATUS, METRIC, RecordError, atomic_write, read_experiment
 from search.spaces import TRAINING_KEYS, model_hparams
 
 __all__ = [
@@ -31,9 +31,6 @@ __all__ = [
     "read_results",
     "write_leaderboard",
 ]
-
-METRIC = "val_kaggle_dice"
-BASELINE_STATUS = "BASELINE"  # the predict-nothing row's status: never a trial, never promoted
 
 
 @dataclass(frozen=True)
@@ -71,12 +68,6 @@ def read_results(trial_dir: str | Path | None, *, strict: bool = False) -> list[
     return rows
 
 
-def read_trial_rows(leaderboard_csv: str | Path) -> list[dict[str, str]]:
-    """The trials' rows of a leaderboard.csv, the predict-nothing row left out."""
-    with Path(leaderboard_csv).open(newline="") as handle:
-        return [r for r in csv.DictReader(handle) if r.get("status") != BASELINE_STATUS]
-
-
 def _score(value: Any) -> float:
     try:
         number = float(value)
@@ -102,11 +93,11 @@ def best_checkpoint(trial_dir: str | Path | None) -> str:
 
 
 def read_baseline(experiment_dir: str | Path) -> dict[str, Any] | None:
-    """The predict-nothing score `search.run` recorded in experiment.json, if any."""
-    path = Path(experiment_dir) / "experiment.json"
+    """The predict-nothing score `search.run` recorded in experiment.json, if any (None while
+    the folder has no readable record: the leaderboard is then shown without it)."""
     try:
-        return json.loads(path.read_text()).get("baseline")
-    except (OSError, json.JSONDecodeError):
+        return read_experiment(experiment_dir).baseline
+    except RecordError:
         return None
 
 
@@ -247,13 +238,6 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
-def _replace(path: Path, text: str) -> None:
-    """Write next to the target and rename: a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def relative_checkpoint(path: str, experiment_dir: str | Path) -> str:
     """`path` relative to the experiment folder when it lies inside it, else unchanged."""
     if not path:
@@ -305,6 +289,6 @@ def write_leaderboard(
         writer.writerows(rows)
     else:
         buffer.write("trial_id,status,model,loss,val_kaggle_dice,checkpoint,error\n")
-    _replace(folder / "leaderboard.csv", buffer.getvalue())
-    _replace(folder / "leaderboard.md", _markdown(rows, title, baseline))
+    atomic_write(folder / "leaderboard.csv", buffer.getvalue())
+    atomic_write(folder / "leaderboard.md", _markdown(rows, title, baseline))
     return rows

@@ -27,8 +27,15 @@ from data.config import (
     run_cli,
 )
 from data.reader import CROP_MODES
-from search.leaderboard import METRIC
 from search.lock import HEARTBEAT_S
+from search.records import (
+    EXPERIMENT_FILE,
+    METRIC,
+    Experiment,
+    RecordError,
+    read_experiment,
+    write_experiment,
+)
 from search.runner import SearchPlan
 from search.spaces import apply_model_defaults, grid_points, plain, validate_space
 
@@ -300,10 +307,12 @@ def _check_resume(cfg: Mapping[str, Any], experiment_dir: Path) -> None:
             not tune_dir.exists(),
             f"resume=never but {tune_dir} exists: choose another experiment=NAME or remove it",
         )
-    saved_path = experiment_dir / "experiment.json"
-    if not tune_dir.exists() or not saved_path.is_file():
+    if not tune_dir.exists() or not (experiment_dir / EXPERIMENT_FILE).is_file():
         return
-    saved = json.loads(saved_path.read_text()).get("config", {})
+    try:
+        saved = read_experiment(experiment_dir).config or {}
+    except RecordError as exc:
+        raise ConfigError(f"cannot resume: {exc}") from None
     for key, value in _identity(cfg).items():
         if key in saved and saved[key] != value:
             raise ConfigError(
@@ -472,65 +481,58 @@ def git_commit(folder: Path = PROJECT) -> str | None:
     return head + ("-dirty" if changed else "")
 
 
-def _previous_elapsed(path: Path) -> tuple[float, int]:
-    """Seconds and sittings an earlier run of this experiment recorded (0, 0 if none)."""
-    if not path.is_file():
-        return 0.0, 0
+def _previous(experiment_dir: Path) -> Experiment | None:
+    """The record an earlier sitting of this experiment left, if any."""
+    if not (experiment_dir / EXPERIMENT_FILE).is_file():
+        return None
     try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return 0.0, 0  # _check_resume has already refused an unreadable record
-    return float(record.get("elapsed_s") or 0.0), int(record.get("sittings") or 0)
+        return read_experiment(experiment_dir)
+    except RecordError:
+        return None  # _check_resume has already refused an unreadable record
 
 
 def record_elapsed(experiment_dir: Path, seconds: float) -> None:
     """Add one sitting's wall seconds to experiment.json's elapsed_s (atomically)."""
-    path = Path(experiment_dir) / "experiment.json"
-    record = json.loads(path.read_text())
-    record["elapsed_s"] = round(float(record.get("elapsed_s") or 0.0) + seconds, 1)
-    record["sittings"] = int(record.get("sittings") or 0) + 1
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
+    record = read_experiment(experiment_dir)
+    record.elapsed_s = round(float(record.elapsed_s or 0.0) + seconds, 1)
+    record.sittings = int(record.sittings or 0) + 1
+    write_experiment(experiment_dir, record)
 
 
-def write_experiment(
+def record_experiment(
     plan: SearchPlan, cfg: Mapping[str, Any], manifest: Any, argv: Sequence[str]
 ) -> None:
     from data.stats import empty_prediction_score
     from models import resolve_precision
 
-    path = Path(plan.experiment_dir) / "experiment.json"
-    elapsed, sittings = _previous_elapsed(path)
-
-    record = {
-        "experiment": plan.experiment,
-        "shards": plan.shards,
-        "class_names": list(plan.class_names),
-        "image_shape": list(manifest.image_shape) if manifest.image_shape else None,
-        "input_shape": [None, None, 1],
-        "space": cfg["space"]["name"],
-        "models": sorted(plan.models),
-        "grid_points": len(plan.points),
-        "seed": plan.seed,
-        "metric": METRIC,
+    experiment_dir = Path(plan.experiment_dir)
+    previous = _previous(experiment_dir)
+    record = Experiment(
+        experiment=plan.experiment,
+        shards=plan.shards,
+        class_names=list(plan.class_names),
+        dataset=cfg["dataset"].get("name"),
+        image_shape=list(manifest.image_shape) if manifest.image_shape else None,
+        input_shape=[None, None, 1],
+        space=cfg["space"]["name"],
+        models=sorted(plan.models),
+        grid_points=len(plan.points),
+        seed=plan.seed,
+        metric=METRIC,
         # Predicting no defect on the very images the trials validate on: the floor to clear.
-        "baseline": empty_prediction_score(plan.shards, "val", limit=cfg["train"]["limit_val"]),
+        baseline=empty_prediction_score(plan.shards, "val", limit=cfg["train"]["limit_val"]),
         # "auto" is resolved by each trial on its own machine (the leaderboard's precision
         # column); this is what it resolves to on the driver's machine.
-        "precision": resolve_precision(cfg["train"]["precision"]),
-        "command": shlex.join(["python", "-m", "search.run", *argv]),
-        "git_commit": git_commit(),
-        "versions": package_versions(),
+        precision=resolve_precision(cfg["train"]["precision"]),
+        command=shlex.join(["python", "-m", "search.run", *argv]),
+        git_commit=git_commit(),
+        versions=package_versions(),
         # Wall seconds of the search over every sitting that ended (SIGKILL loses its own).
-        "elapsed_s": elapsed,
-        "sittings": sittings,
-        "config": cfg,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")  # a full disk leaves the old record, not half
-    tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
+        elapsed_s=float(previous.elapsed_s or 0.0) if previous else 0.0,
+        sittings=int(previous.sittings or 0) if previous else 0,
+        config=dict(cfg),
+    )
+    write_experiment(experiment_dir, record)  # a full disk leaves the old record, not half
 
 
 def _promote(experiment_dir: Path, plan: Any) -> bool:
@@ -612,7 +614,7 @@ def _run(cfg: Mapping[str, Any], experiment_dir: Path, argv: Sequence[str]) -> i
     started = time.perf_counter()
     uri, manifest = prepare_shards(cfg, experiment_dir)
     plan = make_plan(cfg, shards=uri, class_names=manifest.class_names)
-    write_experiment(plan, cfg, manifest, argv)
+    record_experiment(plan, cfg, manifest, argv)
 
     from search.runner import run_search
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.leaderboard import METRIC, read_baseline, resolve_checkpoint, write_leaderboard
+from search.leaderboard import read_baseline, resolve_checkpoint, write_leaderboard
+from search.records import ENDED, METRIC, Status
 
 __all__ = ["SearchPlan", "SearchOutcome", "build_tuner", "run_search", "trial_dirname"]
 
 MODE = "max"
-FINISHED = ("TERMINATED", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def prune_checkpoints(rows: Sequence[Mapping[str, Any]], experiment_dir: str | P
     removed = 0
     for row in rows:
         recorded = str(row.get("checkpoint") or "")
-        if row.get("status") != "TERMINATED" or not recorded:
+        if row.get("status") != Status.TERMINATED or not recorded:
             continue
         best = str(resolve_checkpoint(recorded, experiment_dir).resolve())
         for folder in Path(best).parent.glob("checkpoint_*"):
@@ -283,7 +283,7 @@ def final_leaderboard(plan: SearchPlan) -> SearchOutcome:
     statuses: dict[str, int] = {}
     for record in records:
         statuses[record.status] = statuses.get(record.status, 0) + 1
-    interrupted = any(r.status not in FINISHED for r in records)
+    interrupted = any(r.status not in ENDED for r in records)
     return SearchOutcome(rows=rows, interrupted=interrupted, statuses=statuses)
 
 

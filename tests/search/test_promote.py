@@ -17,6 +17,7 @@ import pytest
 from data.config import ConfigError
 from search import postprocess, promote
 from search.leaderboard import resolve_checkpoint
+from search.records import read_leaderboard
 
 COLUMNS = ["trial_id", "status", "model", "filters", "loss", "val_kaggle_dice", "checkpoint"]
 
@@ -42,27 +43,32 @@ def _row(trial: str, model: str, dice: float | str, status: str = "TERMINATED", 
     }
 
 
-def test_best_of_every_architecture_plus_top_k() -> None:
-    rows = [
-        _row("u1", "unet", 0.80),
-        _row("u2", "unet", 0.90),
-        _row("u3", "unet", 0.85),
-        _row("r1", "resunet", 0.70),
-        _row("r2", "resunet", 0.60),
-        _row("d1", "deeplabv3plus", 0.99, status="ERROR"),  # errored: never promoted
-        _row("i1", "invresunet", 0.95, ckpt=""),  # no checkpoint: cannot be promoted
-        _row("i2", "invresunet", 0.50),
-    ]
+def _read(folder: Path, rows: list[dict]) -> list:
+    """Rows as the leaderboard file holds them, read back through search.records."""
+    _write_leaderboard(folder, rows)
+    return read_leaderboard(folder)
+
+
+def test_best_of_every_architecture_plus_top_k(tmp_path: Path) -> None:
+    rows = _read(
+        tmp_path,
+        [
+            _row("u1", "unet", 0.80),
+            _row("u2", "unet", 0.90),
+            _row("u3", "unet", 0.85),
+            _row("r1", "resunet", 0.70),
+            _row("r2", "resunet", 0.60),
+            _row("d1", "deeplabv3plus", 0.99, status="ERROR"),  # errored: never promoted
+            _row("i1", "invresunet", 0.95, ckpt=""),  # no checkpoint: cannot be promoted
+            _row("i2", "invresunet", 0.50),
+        ],
+    )
     chosen = promote.select_candidates(rows, top_k=2, where=Path("lb.csv"))
     assert [c.trial_id for c in chosen] == ["u2", "u3", "r1", "i2"]
     assert chosen[0].name == "unet_u2"
     assert chosen[0].hparams == {"filters": 8, "loss": "bce"}
     only_best = promote.select_candidates(rows, top_k=0, where=Path("lb.csv"))
     assert [c.trial_id for c in only_best] == ["u2", "r1", "i2"]
-
-
-def test_hyperparameters_are_the_columns_between_model_and_the_score() -> None:
-    assert promote.hparam_columns([_row("u1", "unet", 0.5)]) == ["filters", "loss"]
 
 
 def test_a_moved_experiment_still_finds_its_checkpoints(tmp_path: Path) -> None:
@@ -291,13 +297,12 @@ def test_a_promotion_on_a_full_disk_fails_with_one_line_and_keeps_final(
 
 
 def test_integer_hyperparameters_read_back_from_the_csv_stay_integers(tmp_path: Path) -> None:
-    # The baseline row leaves filters empty, so pandas reads that column as floats.
+    # The baseline row leaves filters empty: a column with blanks must not turn into floats.
     rows = [
         _row("u1", "unet", 0.8),
         {**_row("b", "predict-nothing", 0.6, "BASELINE"), "filters": ""},
     ]
-    _write_leaderboard(tmp_path, rows)
-    read = promote.load_leaderboard(tmp_path)
+    read = _read(tmp_path, rows)
     (chosen,) = promote.select_candidates(read, top_k=1, where=tmp_path / "leaderboard.csv")
     assert chosen.hparams == {"filters": 8, "loss": "bce"}
     assert isinstance(chosen.hparams["filters"], int)
