@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from search.postprocess import LEVELS, PostprocessParams, cut
+from search.postprocess import LEVELS, PostprocessParams, cut, dice_from_counts
 
 __all__ = [
     "EnsembleSpec",
@@ -144,8 +144,7 @@ def threshold_tuned_dice(
     pred_sum = np.cumsum(pred_hist[..., ::-1], axis=-1)[..., ::-1][..., 1:]
     inter = np.cumsum(true_hist[..., ::-1], axis=-1)[..., ::-1][..., 1:]
     truth_sum = true_hist.sum(axis=-1, keepdims=True)
-    total = pred_sum + truth_sum
-    dice = np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)  # (C, N, bins-1)
+    dice = dice_from_counts(inter, pred_sum + truth_sum)  # (C, N, bins-1)
     return float(dice.mean(axis=1).max(axis=1).mean())
 
 

@@ -287,9 +287,14 @@ def apply(probs: np.ndarray, params: PostprocessParams) -> np.ndarray:
 # --- tuning -----------------------------------------------------------------------------------
 
 
-def _dice(inter: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    total = pred + truth
+def dice_from_counts(inter: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Dice from pixel counts (intersection, predicted + true), elementwise; the Kaggle rule
+    that an empty prediction of an empty mask scores 1 (`models.metrics.pair_dice`'s too)."""
     return np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)
+
+
+def _dice(inter: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return dice_from_counts(inter, pred + truth)
 
 
 def _scores_for_threshold(

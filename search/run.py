@@ -37,7 +37,7 @@ from search.records import (
     write_experiment,
 )
 from search.runner import SearchPlan
-from search.spaces import apply_model_defaults, grid_points, plain, validate_space
+from search.spaces import apply_model_defaults, grid_points, to_container, validate_space
 
 __all__ = [
     "main",
@@ -74,7 +74,7 @@ def load_config(argv: Sequence[str]) -> Any:
 
 def resolved_config(argv: Sequence[str]) -> dict[str, Any]:
     """The composed config as plain containers, train.model_defaults applied to the space."""
-    cfg = plain(load_config(argv))
+    cfg = to_container(load_config(argv))
     require(
         "model_defaults" in cfg["train"],
         "train.model_defaults is missing from the training defaults: add `model_defaults: {}` "

@@ -24,7 +24,7 @@ __all__ = [
     "grid_points",
     "model_hparams",
     "trial_share",
-    "plain",
+    "to_container",
     "validate_space",
 ]
 
@@ -38,7 +38,7 @@ MODEL_KEYS = (*HPARAM_PARTS, "resources")
 RESOURCE_KEYS = ("cpus", "gpus", "by_filters")
 
 
-def plain(value: Any) -> Any:
+def to_container(value: Any) -> Any:
     """An OmegaConf node (or anything else) as plain Python containers."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -63,7 +63,7 @@ def apply_model_defaults(space: Mapping[str, Any], defaults: Mapping[str, Any]) 
     """
     import models
 
-    space = copy.deepcopy(plain(space))
+    space = copy.deepcopy(to_container(space))
     require(
         isinstance(defaults, dict),
         f"train.model_defaults={defaults!r}: expected a mapping of hyperparameter -> value",
@@ -93,7 +93,7 @@ def apply_model_defaults(space: Mapping[str, Any], defaults: Mapping[str, Any]) 
 
 def validate_space(space: Mapping[str, Any], *, train: Mapping[str, Any]) -> None:
     """ConfigError naming `space.models.<model>.<part>.<key>` for anything unusable."""
-    space = plain(space)
+    space = to_container(space)
     unknown = sorted(set(space) - set(SPACE_KEYS))
     require(not unknown, f"space: unknown key(s) {unknown}; valid keys: {', '.join(SPACE_KEYS)}")
     entries = space.get("models")
@@ -269,7 +269,7 @@ def _points_of(model: str, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def grid_points(space: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every grid point of every architecture in the space, in YAML order."""
-    space = plain(space)
+    space = to_container(space)
     return [p for model, entry in space["models"].items() for p in _points_of(model, entry)]
 
 

@@ -13,7 +13,7 @@ from search.leaderboard import resolve_checkpoint
 from search.promotion.arrays import PromotionError
 from search.records import TrialRow
 
-__all__ = ["Candidate", "plain", "select_candidates"]
+__all__ = ["Candidate", "select_candidates"]
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,3 @@ def _typed_hparams(model: str, values: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in values.items()
         if value is not None
     }
-
-
-def plain(value: Any) -> Any:
-    """NumPy scalars -> JSON-friendly Python values; NaN -> None."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

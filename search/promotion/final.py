@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ import numpy as np
 
 from search import ensemble
 from search.failpoints import failpoint
-from search.promotion.candidates import Candidate, plain
+from search.promotion.candidates import Candidate
 from search.records import TrialRow
 
 __all__ = ["WORK_PREFIX", "export_for_inference", "recover_final", "swap_in", "write_final"]
@@ -89,8 +90,14 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+def _json_value(value: Any) -> Any:
+    """What json cannot write itself: NumPy scalars as Python values, NaN as null."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=plain) + "\n")
+    path.write_text(json.dumps(data, indent=2, default=_json_value) + "\n")
 
 
 def export_for_inference(checkpoint_model: Path, out: Path) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search.records import METRIC
+from search.records import METRIC, atomic_write
 from search.report.values import _number, _read_json
 
 
@@ -93,9 +93,7 @@ def compact_curves(trials: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[st
 
 def write_curves(experiment_dir: Path, trials: Mapping[str, Sequence[Mapping[str, Any]]]) -> Path:
     out = Path(experiment_dir) / CURVES_FILE
-    tmp = out.with_name(f".{CURVES_FILE}.tmp")
-    tmp.write_text(json.dumps(compact_curves(trials), separators=(",", ":")) + "\n")
-    tmp.replace(out)
+    atomic_write(out, json.dumps(compact_curves(trials), separators=(",", ":")) + "\n")
     return out
 
 

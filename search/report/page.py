@@ -12,7 +12,7 @@ from typing import Any
 
 from data.config import ConfigError
 from search.predict import parse_overrides
-from search.records import BASELINE_STATUS, read_leaderboard, resolve_experiment
+from search.records import BASELINE_STATUS, atomic_write, read_leaderboard, resolve_experiment
 from search.report.curves import Curves, load_curves, write_curves
 from search.report.hparams import finished_trials, held_fixed, search_columns, varying_axes
 from search.report.plots import plot_per_class
@@ -157,9 +157,7 @@ def write_report(experiment_dir: Path) -> Path:
     if curves.source == "tune" and curves.trials:
         write_curves(experiment_dir, curves.trials)
     out = experiment_dir / "report.html"
-    tmp = out.with_name(".report.html.tmp")
-    tmp.write_text(build_report(experiment_dir, curves=curves), encoding="utf-8")
-    tmp.replace(out)
+    atomic_write(out, build_report(experiment_dir, curves=curves).encode("utf-8"))
     return out
 
 

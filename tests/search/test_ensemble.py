@@ -144,7 +144,7 @@ def test_promotion_sets_aside_a_mixture_validation_scores_below_the_best_single(
 ) -> None:
     from types import SimpleNamespace
 
-    from search import promote
+    from search.promotion import scoring
 
     truth = _truth()
     half = np.arange(truth.shape[0]) < truth.shape[0] // 2
@@ -161,9 +161,9 @@ def test_promotion_sets_aside_a_mixture_validation_scores_below_the_best_single(
         "deeplab-b": {"val": {"tuned": {"kaggle_dice": 0.95}}, "postprocess": "b"},
     }
     mixture = {"val": {"tuned": {"kaggle_dice": mixture_val}}, "postprocess": "mix"}
-    monkeypatch.setattr(promote, "evaluate", lambda *args, **kwargs: mixture)
+    monkeypatch.setattr(scoring, "evaluate", lambda *args, **kwargs: mixture)
     split = SimpleNamespace(masks=truth)
-    selection, result, test_probs = promote.choose_ensemble(
+    selection, result, test_probs = scoring.choose_ensemble(
         candidates, results, probs, probs, split, split, class_names=("a", "b"), gate=False
     )
     # Greedy starts from the best single (b), then adds a: together they are perfect.

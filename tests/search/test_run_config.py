@@ -100,14 +100,14 @@ def test_resume_refuses_a_changed_search(tmp_path):
 
 
 def test_default_experiment_name_is_stable():
-    cfg = run.plain(run.load_config([]))
+    cfg = run.to_container(run.load_config([]))
     assert run.experiment_name(cfg) == "unet-synthetic-grid-fifo"
-    cfg = run.plain(run.load_config(["space=paper", "scheduler=asha", "searcher=optuna"]))
+    cfg = run.to_container(run.load_config(["space=paper", "scheduler=asha", "searcher=optuna"]))
     assert run.experiment_name(cfg) == "paper-synthetic-optuna-asha"
 
 
 def test_paper_training_defaults_for_severstal():
-    train = run.plain(run.load_config(["dataset=severstal"]))["train"]
+    train = run.to_container(run.load_config(["dataset=severstal"]))["train"]
     assert (train["optimizer"], train["learning_rate"]) == ("adam", 0.001)
     assert (train["epochs"], train["batch_size"]) == (20, 16)
 
@@ -129,7 +129,7 @@ def test_relative_shards_path_reaches_the_trials_absolute(tmp_path, monkeypatch)
     # Trials run in their own folders (and on other nodes): a relative shards= must not reach
     # them as given, or every trial fails with "no manifest".
     monkeypatch.chdir(tmp_path)
-    cfg = run.plain(
+    cfg = run.to_container(
         run.load_config(["shards=rel/shards", "dataset.num_images=12", "dataset.height=32"])
     )
     uri, manifest = run.prepare_shards(cfg, tmp_path / "experiment")
@@ -139,14 +139,14 @@ def test_relative_shards_path_reaches_the_trials_absolute(tmp_path, monkeypatch)
 
 
 def test_embedded_default_is_the_unet_grid_on_small_synthetic_images():
-    cfg = run.plain(run.load_config([]))
+    cfg = run.to_container(run.load_config([]))
     assert cfg["dataset"]["source"] == "synthetic"
     assert len(run.grid_points(cfg["space"])) == 16
     # Sized for the 10-minute budget on 2 cores: crops that the 5-level U-Nets need not pad.
     assert (cfg["dataset"]["height"], cfg["dataset"]["width"]) == (64, 64)
     assert all(side % 32 == 0 for side in cfg["train"]["crop"])
     # The override still reaches the dataset.
-    cfg = run.plain(run.load_config(["dataset.height=128"]))
+    cfg = run.to_container(run.load_config(["dataset.height=128"]))
     assert cfg["dataset"]["height"] == 128
 
 
@@ -164,7 +164,7 @@ def test_every_space_runs_on_the_embedded_default(space: str) -> None:
 
 def test_workers_are_reused_unless_asha_stops_trials_mid_epoch():
     def reuse(*argv: str) -> bool:
-        return run.reuse_actors(run.plain(run.load_config(list(argv))))
+        return run.reuse_actors(run.to_container(run.load_config(list(argv))))
 
     assert reuse() is True  # fifo: a trial's function returns before its worker is reused
     assert reuse("scheduler=asha") is False
@@ -173,7 +173,7 @@ def test_workers_are_reused_unless_asha_stops_trials_mid_epoch():
 
 
 def test_a_model_is_dropped_from_a_space_with_hydras_delete_syntax():
-    cfg = run.plain(
+    cfg = run.to_container(
         run.load_config(["space=paper", "~space.models.resunet", "~space.models.invresunet"])
     )
     run.validate(cfg)

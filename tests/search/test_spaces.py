@@ -11,7 +11,7 @@ from search import run, spaces
 
 
 def _space(name: str) -> dict:
-    return run.plain(run.load_config([f"space={name}"]))["space"]
+    return run.to_container(run.load_config([f"space={name}"]))["space"]
 
 
 @pytest.mark.parametrize(
