@@ -1,9 +1,13 @@
 """Hydra-style `group=option key=value` command lines, composed with clear one-line errors.
 
-Both `python -m data.prepare` and `python -m search.run` go through `compose`: it hands the
-arguments to Hydra's compose API (so config groups, defaults lists and overrides behave as
-Hydra documents them) and turns Hydra's multi-line exceptions into a `ConfigError` whose
-message names the bad group, key or value and lists the valid ones.
+Every command's arguments go through Hydra's compose API, so overrides behave as Hydra
+documents them, and Hydra's multi-line exceptions become a `ConfigError` whose one line names
+the bad group, key or value and lists the valid ones:
+
+- `compose`: a config package with groups and a defaults list (`search.run`, `data.prepare`);
+- `compose_schema`: a dataclass schema (a structured config, registered in Hydra's
+  ConfigStore) for the commands without groups: types, enums and required keys (`MISSING`)
+  are checked by the schema, and the command gets the dataclass instance back.
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = [
     "ConfigError",
     "HelpRequested",
     "compose",
+    "compose_schema",
+    "schema_help",
     "compose_help",
     "help_requested",
     "run_cli",
@@ -71,6 +79,99 @@ def compose(config_module: str, config_name: str, argv: Sequence[str]) -> Any:
         GlobalHydra.instance().clear()
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def compose_schema(schema: type[T], argv: Sequence[str], usage: str) -> T:
+    """The dataclass `schema` with `key=value` overrides `argv`, checked by Hydra/OmegaConf.
+
+    `--help` raises HelpRequested with `usage` and every key's type and default. A bad key,
+    a value of the wrong type, a choice outside an enum, or a required key left out raises
+    ConfigError with one line that names it (and lists the valid keys or choices).
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    if help_requested(argv):
+        raise HelpRequested(schema_help(schema, usage))
+    overrides = [a for a in argv if a.strip()]
+    for arg in overrides:
+        if "=" not in arg:
+            raise ConfigError(f"argument {arg!r} is not of the form key=value")
+    name = f"{schema.__module__}.{schema.__qualname__}"
+    ConfigStore.instance().store(name=name, node=schema)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize(version_base=None):
+            try:
+                cfg = hydra_compose(config_name=name, overrides=overrides)
+            except Exception as exc:  # Hydra raises several unrelated exception types
+                raise ConfigError(_schema_error(exc, schema)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    import dataclasses
+
+    unset = OmegaConf.missing_keys(cfg)
+    missing = [f.name for f in dataclasses.fields(schema) if f.name in unset]
+    if missing:
+        raise ConfigError(f"missing {', '.join(f'{k}=...' for k in missing)} (required)")
+    return OmegaConf.to_object(cfg)
+
+
+def _schema_error(exc: Exception, schema: type) -> str:
+    import dataclasses
+
+    text = f"{exc}\n{exc.__cause__ or ''}"
+    key = re.search(r"full_key: (\S+)", text)
+    key_name = key.group(1) if key else "?"
+    value = re.search(r"override \S+?=(.*)$", str(exc), flags=re.MULTILINE)
+    shown = f"{key_name}={value.group(1)}" if value else key_name
+    valid = ", ".join(f.name for f in dataclasses.fields(schema))
+    if re.search(r"Key '[^']+' not in|Could not override", text):
+        return f"{key_name}: unknown key; valid keys: {valid}"
+    choices = re.search(r"expected one of \[([^\]]*)\]", text)
+    if choices:
+        return f"{shown}: expected one of {choices.group(1)}"
+    if "not a valid bool" in text:
+        return f"{shown}: expected true or false"
+    kind = re.search(r"could not be converted to (\w+)", text)
+    if kind:
+        number = {"Integer": "a whole number (int)", "Float": "a number (float)"}
+        return f"{shown}: expected {number.get(kind.group(1), kind.group(1))}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{shown}: {first}"
+
+
+def schema_help(schema: type, usage: str) -> str:
+    """`--help` of a schema command: usage, then every key with its type and default."""
+    import dataclasses
+    import enum
+    import typing
+
+    hints = typing.get_type_hints(schema)
+    lines = [usage.strip(), "", "keys (key=value) and their defaults:"]
+    for field in dataclasses.fields(schema):
+        kind = hints[field.name]
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            kind_text = " | ".join(str(m.value) for m in kind)
+        else:
+            kind_text = getattr(kind, "__name__", str(kind).replace("typing.", ""))
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            default = "(no default)"
+        else:
+            value = (
+                field.default
+                if field.default is not dataclasses.MISSING
+                else field.default_factory()
+            )
+            value = value.value if isinstance(value, enum.Enum) else value
+            default = repr(value)
+        required = " (required)" if default == "'???'" else ""
+        shown = f"{field.name}=...{required}" if required else f"{field.name}={default}"
+        lines.append(f"  {shown}  [{kind_text}]")
+    return "\n".join(lines)
 
 
 def _one_line(exc: Exception, overrides: Sequence[str], module: str, name: str) -> str:

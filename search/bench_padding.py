@@ -21,24 +21,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import MISSING
 
-from data.config import ConfigError, run_cli
+from data.config import ConfigError, compose_schema, run_cli
 
 __all__ = ["WAYS", "main", "model_multiple", "padded_probabilities", "score_padding"]
 
 WAYS = ("mirrored", "zeros")
 
-DEFAULTS: dict[str, Any] = {
-    "model": "",
-    "shards": "",
-    "split": "val",
-    "limit": 0,
-    "batch_size": 8,
-}
+
+@dataclass
+class PaddingConfig:
+    model: str = MISSING
+    shards: str = MISSING
+    split: str = "val"
+    limit: int = 0  # 0 = the whole split
+    batch_size: int = 8
 
 
 def model_multiple(model: Any) -> int:
@@ -84,10 +87,10 @@ def score_padding(
 
 
 def main(argv: Sequence[str]) -> int:
-    from search.predict import load_keras_model, parse_overrides
+    from search.predict import load_keras_model
     from search.promote import load_split
 
-    args = parse_overrides(argv, DEFAULTS, required=("model", "shards"))
+    args = asdict(compose_schema(PaddingConfig, argv, __doc__ or ""))
     if args["batch_size"] < 1 or args["limit"] < 0:
         raise ConfigError(
             f"batch_size={args['batch_size']}, limit={args['limit']}: "

@@ -23,24 +23,26 @@ import math
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from data.config import ConfigError, run_cli
+from data.config import ConfigError, compose_schema, run_cli
 
 __all__ = ["main", "mixed_sizes", "write_folder"]
 
-DEFAULTS: dict[str, Any] = {
-    "images": 200,
-    "batch_size": 8,
-    "filters": 8,
-    "depth": 5,
-    "repeats": 3,
-    "threads": 0,
-    "out": "",
-}
+
+@dataclass
+class SizesConfig:
+    images: int = 200
+    batch_size: int = 8
+    filters: int = 8
+    depth: int = 5
+    repeats: int = 3
+    threads: int = 0  # 0 = TensorFlow's choice
+    out: str = ""  # "" = a scratch folder
 
 
 def mixed_sizes(count: int, seed: int = 0) -> list[tuple[int, int]]:
@@ -117,9 +119,7 @@ def _evaluate(model: Any, uri: str, batch_size: int, repeats: int) -> dict[str, 
 
 
 def main(argv: Sequence[str]) -> int:
-    from search.predict import parse_overrides
-
-    args = parse_overrides(argv, DEFAULTS)
+    args = asdict(compose_schema(SizesConfig, argv, __doc__ or ""))
     for key in ("images", "batch_size", "filters", "depth", "repeats"):
         if args[key] < 1:
             raise ConfigError(f"{key}={args[key]}: must be >= 1")

@@ -196,10 +196,21 @@ def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return head + sorted(hparams) + tail
 
 
-def _cell(value: Any) -> str:
+def markdown_cell(value: Any) -> str:
+    """A table cell: a float to four decimals without trailing zeros (0.7132, 6.59), whole
+    from 1000 up (1235); None blank; '|' escaped."""
     if isinstance(value, float):
         return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:.0f}"
-    return str(value).replace("|", "\\|")
+    return "" if value is None else str(value).replace("|", "\\|")
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The lines of a Markdown table of `rows` (the first row's keys are the columns)."""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    return lines + [
+        "| " + " | ".join(markdown_cell(row[c]) for c in columns) + " |" for row in rows
+    ]
 
 
 def _summary(rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None) -> str:
@@ -231,11 +242,7 @@ def _markdown(
         lines += [summary, ""]
     if not any(r["status"] != BASELINE_STATUS for r in rows):
         return "\n".join(lines + ["(no trials yet)", ""])
-    columns = list(rows[0])
-    lines.append("| " + " | ".join(columns) + " |")
-    lines.append("|" + "|".join("---" for _ in columns) + "|")
-    lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + markdown_table(rows)) + "\n"
 
 
 def relative_checkpoint(path: str, experiment_dir: str | Path) -> str:

@@ -12,14 +12,16 @@ model is an ensemble of one), so predictions are rebuilt from the files alone.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import MISSING
 
-from data.config import ConfigError, HelpRequested, run_cli
+from data.config import ConfigError, compose_schema, require, run_cli
 from search import ensemble, postprocess
 from search.ensemble import EnsembleSpec
 from search.submission import FORMATS, SubmissionWriter
@@ -36,7 +38,6 @@ __all__ = [
     "load_predictor",
     "main",
     "model_probabilities",
-    "parse_overrides",
     "predict_folder",
     "predict_images",
 ]
@@ -46,49 +47,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 class ModelLoadError(RuntimeError):
     """A model file that cannot be loaded; the message names the file."""
-
-
-def parse_overrides(
-    argv: Sequence[str], defaults: Mapping[str, Any], *, required: Sequence[str] = ()
-) -> dict[str, Any]:
-    """`key=value` arguments over `defaults`; unknown or missing keys raise ConfigError.
-
-    Values are converted to the default's type (bool accepts true/false, int and float parse).
-    """
-    if any(a in ("--help", "-h") for a in argv):
-        usage = (sys.modules["__main__"].__doc__ or "").strip()
-        keys = "\n".join(
-            f"  {k}={v!r}{' (required)' if k in required else ''}" for k, v in defaults.items()
-        )
-        raise HelpRequested(f"{usage}\n\nkeys (key=value) and their defaults:\n{keys}")
-    values = dict(defaults)
-    for arg in argv:
-        if "=" not in arg:
-            raise ConfigError(f"argument {arg!r} is not of the form key=value")
-        key, raw = arg.split("=", 1)
-        if key not in defaults:
-            raise ConfigError(f"{key}: unknown key; valid keys: {', '.join(sorted(defaults))}")
-        values[key] = _convert(key, raw, defaults[key])
-    missing = [k for k in required if values.get(k) in (None, "")]
-    if missing:
-        raise ConfigError(f"missing {', '.join(f'{k}=...' for k in missing)} (required)")
-    return values
-
-
-def _convert(key: str, raw: str, default: Any) -> Any:
-    if isinstance(default, bool):
-        if raw.lower() not in ("true", "false"):
-            raise ConfigError(f"{key}={raw}: expected true or false")
-        return raw.lower() == "true"
-    try:
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError:
-        kind = type(default).__name__
-        raise ConfigError(f"{key}={raw}: expected a number ({kind})") from None
-    return raw
 
 
 def load_keras_model(path: Path) -> Any:
@@ -290,40 +248,42 @@ def predict_folder(
     return predict_images(predictor, paths, out, fmt=fmt, batch_size=batch_size, progress=progress)
 
 
-DEFAULTS: dict[str, Any] = {
-    "model": "",
-    "images": "",
-    "out": "submission.csv",
-    "format": "kaggle_old",
-    "batch_size": 8,
-    "tta": "",  # "" = as promoted; true/false overrides
-    "postprocess": "tuned",
-}
+SubmissionFormat = Enum("SubmissionFormat", {name: name for name in FORMATS}, type=str)
+
+
+class Postprocess(StrEnum):
+    tuned = "tuned"  # each class's threshold, minimum area and gate as promotion tuned them
+    raw = "raw"  # threshold 0.5, nothing removed
+
+
+@dataclass
+class PredictConfig:
+    """`python -m search.predict`'s keys (see the module docstring)."""
+
+    model: str = MISSING
+    images: str = MISSING
+    out: str = "submission.csv"
+    format: SubmissionFormat = SubmissionFormat["kaggle_old"]
+    batch_size: int = 8
+    tta: bool | None = None  # None = as promoted; true/false overrides
+    postprocess: Postprocess = Postprocess.tuned
 
 
 def main(argv: Sequence[str]) -> int:
-    args = parse_overrides(argv, DEFAULTS, required=("model", "images"))
-    if args["format"] not in FORMATS:
-        raise ConfigError(f"format={args['format']}: valid choices: {', '.join(FORMATS)}")
-    if args["postprocess"] not in ("tuned", "raw"):
-        raise ConfigError(f"postprocess={args['postprocess']}: valid choices: tuned, raw")
-    if args["tta"] not in ("", "true", "false"):
-        raise ConfigError(f"tta={args['tta']}: expected true or false")
-    if args["batch_size"] < 1:
-        raise ConfigError(f"batch_size={args['batch_size']}: must be >= 1")
-    tta = None if args["tta"] == "" else args["tta"] == "true"
+    args = compose_schema(PredictConfig, argv, __doc__ or "")
+    require(args.batch_size >= 1, f"batch_size={args.batch_size}: must be >= 1")
+    fmt = args.format.value
     try:
-        paths = list_images(Path(args["images"]))
+        paths = list_images(Path(args.images))
         check_images(paths)  # before the (slow) model load: a bad file fails at once
-        predictor = load_predictor(args["model"], tta=tta, raw=args["postprocess"] == "raw")
-        count = predict_images(
-            predictor, paths, args["out"], fmt=args["format"], batch_size=args["batch_size"]
-        )
+        raw = args.postprocess == Postprocess.raw
+        predictor = load_predictor(args.model, tta=args.tta, raw=raw)
+        count = predict_images(predictor, paths, args.out, fmt=fmt, batch_size=args.batch_size)
     except (ModelLoadError, ValueError) as exc:  # ImageError/RLEError are ValueErrors too
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(str(exc)) from exc
-    print(f"wrote {args['out']}: {count} images, format {args['format']}")
+    print(f"wrote {args.out}: {count} images, format {fmt}")
     return 0
 
 

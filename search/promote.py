@@ -26,12 +26,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.config import ConfigError, run_cli
-from search.predict import parse_overrides
+from omegaconf import MISSING
+
+from data.config import ConfigError, compose_schema, require, run_cli
 from search.promotion.arrays import PromotionError, Split, load_split, score
 from search.promotion.candidates import Candidate, select_candidates
 from search.promotion.final import WORK_PREFIX, recover_final, swap_in, write_final
@@ -189,40 +191,44 @@ def promote(
 
 # --- CLI -----------------------------------------------------------------------------------------
 
-DEFAULTS: dict[str, Any] = {
-    "experiment": "",
-    "results_dir": "results",
-    "top_k": 3,
-    "tta": False,
-    "gate": True,
-    "batch_size": 8,
-    "limit": 0,
-    "lock_stale_s": 60.0,
-}
+
+@dataclass
+class PromoteConfig:
+    """`python -m search.promote`'s keys (see the module docstring)."""
+
+    experiment: str = MISSING
+    results_dir: str = "results"
+    top_k: int = 3
+    tta: bool = False
+    gate: bool = True
+    batch_size: int = 8
+    limit: int = 0  # 0 = every val/test image
+    lock_stale_s: float = 60.0
 
 
 def main(argv: Sequence[str]) -> int:
-    args = parse_overrides(argv, DEFAULTS, required=("experiment",))
-    if args["top_k"] < 0 or args["batch_size"] < 1 or args["limit"] < 0:
-        raise ConfigError("top_k and limit must be >= 0 and batch_size >= 1")
-    experiment_dir = resolve_experiment(args["experiment"], args["results_dir"])
+    args = compose_schema(PromoteConfig, argv, __doc__ or "")
+    require(
+        args.top_k >= 0 and args.limit >= 0 and args.batch_size >= 1,
+        f"top_k={args.top_k}, limit={args.limit}, batch_size={args.batch_size}: top_k and "
+        "limit must be >= 0 and batch_size >= 1",
+    )
+    experiment_dir = resolve_experiment(args.experiment, args.results_dir)
     from search.lock import ExperimentLock
 
-    with ExperimentLock(
-        experiment_dir, command="search.promote", stale_after_s=args["lock_stale_s"]
-    ):
+    with ExperimentLock(experiment_dir, command="search.promote", stale_after_s=args.lock_stale_s):
         return _promote_command(experiment_dir, args)
 
 
-def _promote_command(experiment_dir: Path, args: Mapping[str, Any]) -> int:
+def _promote_command(experiment_dir: Path, args: PromoteConfig) -> int:
     try:
         metrics = promote(
             experiment_dir,
-            top_k=args["top_k"],
-            tta=args["tta"],
-            gate=args["gate"],
-            batch_size=args["batch_size"],
-            limit=args["limit"] or None,
+            top_k=args.top_k,
+            tta=args.tta,
+            gate=args.gate,
+            batch_size=args.batch_size,
+            limit=args.limit or None,
         )
     except (RuntimeError, ValueError) as exc:  # PromotionError, ShardError, ImageError...
         if isinstance(exc, ConfigError):

@@ -14,7 +14,7 @@ COMMANDS = [
     ("search.bench", "scheduler: asha, [fifo]"),
     ("search.bench_efficiency", "searcher: [grid], optuna"),
     ("search.promote", "top_k=3"),
-    ("search.predict", "model='' (required)"),
+    ("search.predict", "model=... (required)"),
     ("search.report", "lock_stale_s=60.0"),
     ("search.bench_padding", "split='val'"),
     ("search.bench_sizes", "images=200"),

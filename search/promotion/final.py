@@ -20,6 +20,7 @@ import numpy as np
 
 from search import ensemble
 from search.failpoints import failpoint
+from search.leaderboard import markdown_table
 from search.promotion.candidates import Candidate
 from search.records import TrialRow
 
@@ -62,25 +63,6 @@ def _model_card(candidate: Candidate, result: Mapping[str, Any], experiment: str
         "",
     ]
     return "\n".join(lines)
-
-
-def _markdown_number(value: float) -> str:
-    """Four significant digits (Dice 0.7132, 6.59 s), one decimal from 100 up (1234.5 s)."""
-    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4g}"
-
-
-def _leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    if not rows:
-        return ""
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [
-            _markdown_number(v) if isinstance(v, float) else ("" if v is None else str(v))
-            for v in (row[c] for c in columns)
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -201,7 +183,7 @@ def write_final(
         np.savez_compressed(tmp / "overlays.npz", **overlays)
         board = _updated_leaderboard(rows, metrics)
         _write_csv(tmp / "leaderboard.csv", board)
-        (tmp / "leaderboard.md").write_text(_leaderboard_markdown(board))
+        (tmp / "leaderboard.md").write_text("\n".join(markdown_table(board)) + "\n")
         swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,19 +1,4 @@
-"""The leaderboard report: one self-contained static HTML page per experiment.
-
-    python -m search.report experiment=NAME [results_dir=results]
-
-It reads what the search and the promotion wrote:
-- `results/NAME/leaderboard.csv` and `experiment.json` (the search),
-- `results/NAME/tune/<trial>/progress.csv` (or `result.json`): per-epoch metrics (Ray Tune);
-  where tune/ is absent (it is not committed), `results/NAME/curves.json` instead,
-- `results/NAME/final/metrics.json` and `final/overlays.npz` (`search.promote`),
-and writes `results/NAME/report.html`, plus `results/NAME/curves.json` (the per-epoch metrics
-of every trial, a few kB) whenever tune/ is there, so that a committed folder can redraw its
-learning curves. Plots are PNGs from matplotlib's Agg backend embedded as base64; the only
-script is a few lines that sort the leaderboard table. Nothing is fetched when the page is
-opened, so it can be mailed or committed as is. A section whose input is missing says which
-file is missing, where the section would be.
-"""
+"""`python -m search.report experiment=NAME`: the usage is `search.report.page.USAGE`."""
 
 from __future__ import annotations
 

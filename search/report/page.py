@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from data.config import ConfigError
-from search.predict import parse_overrides
+from omegaconf import MISSING
+
+from data.config import ConfigError, compose_schema
 from search.records import BASELINE_STATUS, atomic_write, read_leaderboard, resolve_experiment
 from search.report.curves import Curves, load_curves, write_curves
 from search.report.hparams import finished_trials, held_fixed, search_columns, varying_axes
@@ -161,17 +163,39 @@ def write_report(experiment_dir: Path) -> Path:
     return out
 
 
-DEFAULTS: dict[str, Any] = {"experiment": "", "results_dir": "results", "lock_stale_s": 60.0}
+USAGE = """The leaderboard report: one self-contained static HTML page per experiment.
+
+    python -m search.report experiment=NAME [results_dir=results]
+
+It reads what the search and the promotion wrote:
+- `results/NAME/leaderboard.csv` and `experiment.json` (the search),
+- `results/NAME/tune/<trial>/progress.csv` (or `result.json`): per-epoch metrics (Ray Tune);
+  where tune/ is absent (it is not committed), `results/NAME/curves.json` instead,
+- `results/NAME/final/metrics.json` and `final/overlays.npz` (`search.promote`),
+and writes `results/NAME/report.html`, plus `results/NAME/curves.json` (the per-epoch metrics
+of every trial, a few kB) whenever tune/ is there, so that a committed folder can redraw its
+learning curves. Plots are PNGs from matplotlib's Agg backend embedded as base64; the only
+script is a few lines that sort the leaderboard table. Nothing is fetched when the page is
+opened, so it can be mailed or committed as is. A section whose input is missing says which
+file is missing, where the section would be.
+"""
+
+
+@dataclass
+class ReportConfig:
+    experiment: str = MISSING
+    results_dir: str = "results"
+    lock_stale_s: float = 60.0
 
 
 def main(argv: Sequence[str]) -> int:
-    args = parse_overrides(argv, DEFAULTS, required=("experiment",))
-    experiment_dir = resolve_experiment(args["experiment"], args["results_dir"])
+    args = compose_schema(ReportConfig, argv, USAGE)
+    experiment_dir = resolve_experiment(args.experiment, args.results_dir)
     from search.lock import ExperimentLock
 
     try:
         with ExperimentLock(
-            experiment_dir, command="search.report", stale_after_s=args["lock_stale_s"]
+            experiment_dir, command="search.report", stale_after_s=args.lock_stale_s
         ):
             out = write_report(experiment_dir)
     except (ValueError, RuntimeError) as exc:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
+from omegaconf import MISSING
 
-from data.config import ConfigError, compose, run_cli
+from data.config import ConfigError, HelpRequested, compose, compose_schema, run_cli
 
 
 @pytest.fixture
@@ -70,3 +73,41 @@ def test_run_cli_prints_one_line_and_exits_2(capsys: pytest.CaptureFixture[str])
         run_cli(main, ["x=1"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: bad value 'x=1'\n"
+
+
+class Mode(StrEnum):
+    fast = "fast"
+    exact = "exact"
+
+
+@dataclass
+class Schema:
+    name: str = MISSING
+    count: int = 2
+    rate: float = 0.5
+    flag: bool = False
+    mode: Mode = Mode.fast
+
+
+def test_a_schema_command_checks_types_choices_and_required_keys() -> None:
+    got = compose_schema(Schema, ["name=a", "count=5", "flag=true", "mode=exact"], "usage")
+    assert got == Schema(name="a", count=5, rate=0.5, flag=True, mode=Mode.exact)
+    assert isinstance(got, Schema) and got.mode is Mode.exact
+    bad = {
+        "count=two": "count=two: expected a whole number (int)",
+        "rate=x": "rate=x: expected a number (float)",
+        "flag=maybe": "flag=maybe: expected true or false",
+        "mode=slow": "mode=slow: expected one of fast, exact",
+        "colour=red": "colour: unknown key; valid keys: name, count, rate, flag, mode",
+        "loose": "argument 'loose' is not of the form key=value",
+    }
+    for arg, message in bad.items():
+        with pytest.raises(ConfigError) as error:
+            compose_schema(Schema, ["name=a", arg], "usage")
+        assert str(error.value) == message
+    with pytest.raises(ConfigError, match=r"^missing name=\.\.\. \(required\)$"):
+        compose_schema(Schema, [], "usage")
+    with pytest.raises(HelpRequested) as shown:
+        compose_schema(Schema, ["--help"], "usage: tool")
+    assert "name=... (required)  [str]" in shown.value.text
+    assert "mode='fast'  [fast | exact]" in shown.value.text

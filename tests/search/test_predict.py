@@ -60,8 +60,10 @@ def test_image_batches_never_mix_sizes(tmp_path: Path) -> None:
 def test_bad_arguments_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="missing model=..., images=..."):
         predict.main([])
-    with pytest.raises(ConfigError, match="format=csv: valid choices: kaggle_old, kaggle_new"):
+    with pytest.raises(ConfigError, match="format=csv: expected one of kaggle_old, kaggle_new"):
         predict.main(["model=m", "images=i", "format=csv"])
+    with pytest.raises(ConfigError, match="tta=maybe: expected true or false"):
+        predict.main(["model=m", "images=i", "tta=maybe"])
     with pytest.raises(ConfigError, match=f"images={tmp_path}: no image files"):
         predict.main(["model=m", f"images={tmp_path}"])
     with pytest.raises(ConfigError, match="not a folder"):

@@ -105,7 +105,7 @@ def test_experiment_without_a_finished_trial_is_refused(tmp_path: Path) -> None:
 def test_bad_arguments_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="top_kk: unknown key; valid keys: .*top_k"):
         promote.main(["experiment=x", "top_kk=2"])
-    with pytest.raises(ConfigError, match="top_k=two: expected a number"):
+    with pytest.raises(ConfigError, match=r"top_k=two: expected a whole number \(int\)"):
         promote.main(["experiment=x", "top_k=two"])
     with pytest.raises(ConfigError, match="missing experiment="):
         promote.main([])
