@@ -250,6 +250,12 @@ def validate_top(cfg: Mapping[str, Any]) -> None:
 def validate(cfg: Mapping[str, Any]) -> None:
     """Every value of the composed config; ConfigError on the first bad one."""
     validate_top(cfg)
+    require(
+        not cfg.get("smoke") or cfg["dataset"]["name"] == "synthetic",
+        f"preset=smoke sizes the synthetic dataset (num_images, height, width), but "
+        f"dataset={cfg['dataset']['name']}: drop preset=smoke and use train.limit_train=N "
+        "train.limit_val=N for a small run on it",
+    )
     validate_train(cfg["train"])
     validate_cluster(cfg["cluster"])
     validate_search(cfg)

@@ -17,18 +17,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[2]
 
 # A cluster search at smoke size: tiny images, two short epochs (the tests add their grids).
-TINY_SEARCH = [
-    "dataset.num_images=40",
-    "dataset.height=48",
-    "dataset.width=48",
-    "train.epochs=2",
-    "train.batch_size=4",
-    "train.crop=[32,32]",
-    "train.limit_train=8",
-    "train.limit_val=4",
-    "promote=false",
-    "console_interval_s=0",
-]
+TINY_SEARCH = ["preset=smoke", "promote=false"]
 # Ray's CLI beside this interpreter (a venv's bin/, active or not), else the one on PATH.
 RAY = (
     str(Path(sys.executable).with_name("ray"))

@@ -19,17 +19,11 @@ TINY = [
     "space.models.unet.grid.filters=[4]",
     "space.models.unet.grid.activation=[relu]",
     "space.models.unet.grid.loss=[bce,bce_dice]",
-    "dataset.num_images=40",
-    "dataset.height=48",
-    "dataset.width=48",
-    "train.batch_size=4",
-    "train.crop=[32,32]",
-    "train.limit_val=4",
+    "preset=smoke",
     "train.limit_train=24",
     # Epochs take about 0.2 s here: 40 of them keep each trial running long enough for three
     # worker kills (each a random 0-3 s after a new epoch) and two driver kills to land.
     "train.epochs=40",
-    "console_interval_s=0",
 ]
 
 

@@ -15,13 +15,8 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
-TINY = [
-    "dataset.num_images=40",
-    "dataset.height=48",
-    "dataset.width=48",
-    "train.batch_size=4",
-    "train.crop=[32,32]",
-    "train.limit_val=4",
+TINY = [  # each test sets its own train.epochs and train.limit_train
+    "preset=smoke",
     "space.models.unet.grid.filters=[4]",
     "promote=false",
     "console_interval_s=0",

@@ -262,3 +262,15 @@ def test_a_trial_takes_its_models_and_its_filters_share() -> None:
     assert trial_share({"model": "unet", "filters": 8}, models, cpus=4, gpus=0.5) == (4, 0.25)
     assert trial_share({"model": "unet", "filters": 64}, models, cpus=4, gpus=0.5) == (8, 1)
     assert trial_share({"model": "resunet", "filters": 64}, models, cpus=4, gpus=0.5) == (4, 0.5)
+
+
+def test_the_smoke_preset_sizes_a_tiny_synthetic_search_and_refuses_other_datasets() -> None:
+    cfg = run.resolved_config(["preset=smoke", "train.epochs=3"])
+    assert cfg["dataset"]["name"] == "synthetic" and cfg["dataset"]["num_images"] == 40
+    assert (cfg["train"]["limit_train"], cfg["train"]["crop"]) == (8, [32, 32])
+    assert cfg["train"]["epochs"] == 3  # a key=value still overrides the preset
+    assert cfg["smoke"] is True and cfg["console_interval_s"] == 0
+    run.validate(cfg)
+    assert run.resolved_config([])["smoke"] is False
+    with pytest.raises(ConfigError, match="preset=smoke sizes the synthetic dataset.*neu-seg"):
+        run.validate(run.resolved_config(["preset=smoke", "dataset=neu-seg"]))

@@ -27,16 +27,8 @@ def test_optuna_asha_search_records_its_study(tmp_path):
         "scheduler.reduction_factor=2",
         "experiment=tpe",
         "space.models.unet.grid.filters=[4]",
-        "dataset.num_images=40",
-        "dataset.height=48",
-        "dataset.width=48",
-        "train.epochs=2",
-        "train.batch_size=4",
-        "train.crop=[32,32]",
-        "train.limit_train=8",
-        "train.limit_val=4",
+        "preset=smoke",
         "promote=false",
-        "console_interval_s=0",
         f"results_dir={tmp_path}",
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT)}

@@ -20,18 +20,7 @@ CLASSES = ("pits", "scratches", "patches", "blobs")
 
 # Tiny images and one epoch; the paper space cut to two losses per architecture, so each of
 # the four architectures (= each space) still trains in the same Ray session.
-TINY = [
-    "dataset.num_images=48",
-    "dataset.height=48",
-    "dataset.width=48",
-    "train.epochs=1",
-    "train.batch_size=4",
-    "train.crop=[32,32]",
-    "train.limit_train=8",
-    "train.limit_val=4",
-    "promote=false",
-    "console_interval_s=0",
-]
+TINY = ["preset=smoke", "dataset.num_images=48", "train.epochs=1", "promote=false"]
 PAPER_CUT = [
     "space.models.unet.grid.filters=[4]",
     "space.models.unet.grid.activation=[relu]",
