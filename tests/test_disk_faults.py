@@ -3,12 +3,12 @@ left where a reader would take it for a finished file."""
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import subprocess
-import sys
 from pathlib import Path
+
+from cli_checks import run_python
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -24,16 +24,7 @@ def full_disk(limit_bytes: int):
 
 
 def run(module: str, *argv: str, preexec=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *argv],
-        cwd=PROJECT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=preexec,
-    )
+    return run_python("-m", module, *argv, timeout=300, preexec_fn=preexec)
 
 
 def test_prepare_on_a_full_disk_names_the_file_and_leaves_no_manifest(tmp_path: Path) -> None:

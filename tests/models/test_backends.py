@@ -7,13 +7,11 @@ its backend once, at import.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_checks import python_env, run_python
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -92,15 +90,7 @@ def test_every_architecture_trains_saves_and_reloads_under_jax() -> None:
         import jax  # noqa: F401
     except ImportError:
         pytest.fail("JAX is not installed: pip install -e '.[jax]' (the README's test command)")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(PROJECT)}
-    done = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
+    done = run_python("-c", JAX_SCRIPT, env=python_env(KERAS_BACKEND="jax"), timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
     out = json.loads(line.removeprefix("RESULT "))

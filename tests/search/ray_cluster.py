@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from cli_checks import python_env, run_python
+
 PROJECT = Path(__file__).resolve().parents[2]
 
 # A cluster search at smoke size: tiny images, two short epochs (the tests add their grids).
@@ -33,15 +35,8 @@ AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 
 
 def run_search(results: Path, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT), **AUTH}
-    return subprocess.run(
-        [sys.executable, "-m", "search.run", *argv, f"results_dir={results}"],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+    argv = ("-m", "search.run", *argv, f"results_dir={results}")
+    return run_python(*argv, env=python_env(**AUTH), timeout=timeout)
 
 
 def read_leaderboard(folder: Path) -> list[dict[str, str]]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_checks import run_python
 
 from search.chaos import compare
 
@@ -66,14 +64,7 @@ def test_compare_counts_repeated_missing_and_different_epochs(tmp_path: Path) ->
 @pytest.mark.slow
 def test_workers_and_driver_killed_mid_search_lose_nothing(tmp_path: Path) -> None:
     argv = ["kills=3", "driver_kills=2", "chaos_seed=1", "experiment=chaos", *TINY]
-    done = subprocess.run(
-        [sys.executable, "-m", "search.chaos", *argv, f"results_dir={tmp_path}"],
-        cwd=PROJECT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT)},
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
+    done = run_python("-m", "search.chaos", *argv, f"results_dir={tmp_path}", timeout=1500)
     log = (
         (tmp_path / "chaos-chaos.log").read_text()[-3000:]
         if (tmp_path / "chaos-chaos.log").exists()

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_checks import run_python
 from PIL import Image
 
 from data import rle
@@ -49,15 +48,7 @@ def _build(root: Path) -> dict[str, tuple[int, int]]:
 
 
 def _run(*argv: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT)}
-    done = subprocess.run(
-        [sys.executable, "-m", *argv],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+    done = run_python("-m", *argv, timeout=timeout)
     assert done.returncode == 0, f"{argv[0]}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
     return done
 

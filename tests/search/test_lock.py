@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_checks import one_error_line
+from cli_checks import one_error_line, run_python
 
 from data.config import ConfigError
 from search.lock import LOCK_NAME, ExperimentLock, ExperimentLocked, read_holder
@@ -169,17 +169,8 @@ def test_each_command_on_a_held_experiment_exits_with_one_line(
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         started = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", module, *args, f"results_dir={results}"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
+        done = run_python("-m", module, *args, f"results_dir={results}", timeout=120, cwd=ROOT)
         assert time.monotonic() - started < 30
     finally:
         holder.kill()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import experiment_fixture
 import numpy as np
 import pytest
+from cli_checks import python_env, run_python
 
 from data.config import ConfigError
 from search import postprocess, promote
@@ -238,14 +237,8 @@ def _run_promote(
 ) -> subprocess.CompletedProcess:
     """`python -m search.promote` on `experiment` in a fresh process."""
     base = [f"experiment={experiment.name}", f"results_dir={experiment.parent}", *argv]
-    return subprocess.run(
-        [sys.executable, "-m", "search.promote", *base],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        preexec_fn=preexec,
+    return run_python(
+        "-m", "search.promote", *base, env=python_env(**(env or {})), preexec_fn=preexec
     )
 
 

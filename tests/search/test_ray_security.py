@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from cli_checks import python_env, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,17 +43,8 @@ ray.shutdown()
 
 
 def test_local_ray_keeps_token_auth_and_binds_to_localhost() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
+    env = {k: v for k, v in python_env().items() if not k.startswith("RAY_")}
+    done = run_python("-c", PROBE, env=env, timeout=180, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     facts = json.loads(done.stdout.strip().splitlines()[-1])
     assert facts["token"] and facts["env"] == "token"

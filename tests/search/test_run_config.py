@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_checks import one_error_line
+from cli_checks import one_error_line, run_python
 
 import models
 from data.config import ConfigError
@@ -113,15 +110,7 @@ def test_paper_training_defaults_for_severstal():
 
 
 def test_cli_prints_one_error_line_and_exits_2(tmp_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, "-m", "search.run", "space=unet", "train.batch_size=-1"],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    done = run_python("-m", "search.run", "space=unet", "train.batch_size=-1", timeout=120)
     assert one_error_line(done) == "error: train.batch_size=-1: expected an integer >= 1"
 
 
@@ -202,16 +191,7 @@ def test_a_corrupted_shard_stops_the_driver_before_ray(tmp_path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, "-m", "search.run", *args],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run_python("-m", "search.run", *args, timeout=120)
     error = one_error_line(done)
     assert f"{shard.path}: sha256 does not match the manifest" in error
     assert "before any trial started" in error

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
+from cli_checks import run_python
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -31,15 +29,7 @@ def test_optuna_asha_search_records_its_study(tmp_path):
         "promote=false",
         f"results_dir={tmp_path}",
     ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "search.run", *argv],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    done = run_python("-m", "search.run", *argv, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with open(tmp_path / "tpe" / "leaderboard.csv") as handle:
         rows = [r for r in csv.DictReader(handle) if r["status"] != "BASELINE"]

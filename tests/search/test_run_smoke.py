@@ -5,17 +5,24 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 import shlex
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_checks import run_python
+from ray_cluster import read_leaderboard
 
 PROJECT = Path(__file__).resolve().parents[2]
+
+
+def run_search(results: Path, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m search.run` on a local Ray, writing under `results`."""
+    return run_python("-m", "search.run", *argv, f"results_dir={results}", timeout=timeout)
+
+
 CLASSES = ("pits", "scratches", "patches", "blobs")
 
 # Tiny images and one epoch; the paper space cut to two losses per architecture, so each of
@@ -42,24 +49,6 @@ EXPECTED = [
     ("invresunet", "bce_dice"),
     ("deeplabv3plus", "bce"),
 ]
-
-
-def run_search(results: Path, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT)}
-    return subprocess.run(
-        [sys.executable, "-m", "search.run", *argv, f"results_dir={results}"],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-
-
-def read_leaderboard(folder: Path) -> list[dict[str, str]]:
-    """The trials' rows (the predict-nothing BASELINE row left out)."""
-    with open(folder / "leaderboard.csv") as handle:
-        return [r for r in csv.DictReader(handle) if r["status"] != "BASELINE"]
 
 
 @pytest.mark.slow
