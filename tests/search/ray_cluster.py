@@ -45,7 +45,7 @@ def read_leaderboard(folder: Path) -> list[dict[str, str]]:
         return [r for r in csv.DictReader(handle) if r["status"] != "BASELINE"]
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))
@@ -55,8 +55,8 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def _ray_start(*args: str, env: dict[str, str], cpus: float = 2, gpus: float = 1) -> None:
-    agent, grpc, runtime, metrics = _free_ports(4)
+def ray_start(*args: str, env: dict[str, str], cpus: float = 2, gpus: float = 1) -> None:
+    agent, grpc, runtime, metrics = free_ports(4)
     done = subprocess.run(
         [
             RAY,
@@ -79,7 +79,7 @@ def _ray_start(*args: str, env: dict[str, str], cpus: float = 2, gpus: float = 1
     assert done.returncode == 0, f"ray start {' '.join(args)} failed:\n{done.stderr[-3000:]}"
 
 
-def _processes_under(marker: str) -> list[int]:
+def processes_under(marker: str) -> list[int]:
     """PIDs whose command line names this cluster's own temp dir (only what we started)."""
     pids = []
     for entry in Path("/proc").iterdir():
@@ -94,11 +94,11 @@ def _processes_under(marker: str) -> list[int]:
     return pids
 
 
-def _stop(marker: str) -> None:
+def stop(marker: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _processes_under(marker):
+        for pid in processes_under(marker):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + 15
-        while _processes_under(marker) and time.monotonic() < deadline:
+        while processes_under(marker) and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -20,17 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ray_cluster import (
-    AUTH,
-    PROJECT,
-    TINY_SEARCH,
-    _free_ports,
-    _processes_under,
-    _ray_start,
-    _stop,
-    read_leaderboard,
-    run_search,
-)
+import ray_cluster as rc
+from ray_cluster import AUTH, PROJECT, TINY_SEARCH
 
 WORKER_CPUS, WORKER_GPUS = 2, 2  # each fake GPU worker node declares these
 
@@ -82,7 +73,7 @@ def _fake_cluster_config(gcs: str) -> dict:
 @pytest.fixture
 def autoscaling_cluster() -> Iterator[str]:
     temp = tempfile.mkdtemp(prefix="rtas-", dir="/tmp")  # short: Ray's socket paths
-    port, client = _free_ports(2)
+    port, client = rc.free_ports(2)
     gcs = f"127.0.0.1:{port}"
     config = Path(temp) / "autoscaling.json"
     config.write_text(json.dumps(_fake_cluster_config(gcs)))
@@ -95,7 +86,7 @@ def autoscaling_cluster() -> Iterator[str]:
         **AUTH,
     }
     try:
-        _ray_start(
+        rc.ray_start(
             "--head",
             f"--port={port}",
             f"--temp-dir={temp}",
@@ -108,8 +99,8 @@ def autoscaling_cluster() -> Iterator[str]:
         )
         yield gcs
     finally:
-        _stop(temp)
-        assert not _processes_under(temp), "Ray processes of the test cluster are still running"
+        rc.stop(temp)
+        assert not rc.processes_under(temp), "Ray processes of the test cluster are still running"
 
 
 @pytest.mark.slow
@@ -119,7 +110,7 @@ def test_search_on_an_autoscaling_cluster_lands_on_workers_within_their_gpus(
     # Four trials: two filters-4 U-Nets at a whole GPU each, two filters-8 at half a GPU (the
     # per-model share): 3 GPUs in all, more than one worker's 2, so a second worker is needed
     # once the first is full, and the head (CPU 0) can run none.
-    done = run_search(
+    done = rc.run_search(
         tmp_path,
         "space=unet",
         "experiment=autoscale",
@@ -136,7 +127,7 @@ def test_search_on_an_autoscaling_cluster_lands_on_workers_within_their_gpus(
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     folder = tmp_path / "autoscale"
-    rows = read_leaderboard(folder)
+    rows = rc.read_leaderboard(folder)
     assert len(rows) == 4 and {r["status"] for r in rows} == {"TERMINATED"}, rows
     runs = []
     for row in rows:

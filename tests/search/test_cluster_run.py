@@ -9,17 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ray_cluster import (
-    AUTH,
-    PROJECT,
-    TINY_SEARCH,
-    _free_ports,
-    _processes_under,
-    _ray_start,
-    _stop,
-    read_leaderboard,
-    run_search,
-)
+import ray_cluster as rc
+from ray_cluster import AUTH, PROJECT, TINY_SEARCH
 
 TINY = [*TINY_SEARCH, "space.models.unet.grid.filters=[4]"]
 
@@ -28,10 +19,10 @@ TINY = [*TINY_SEARCH, "space.models.unet.grid.filters=[4]"]
 def two_node_cluster() -> Iterator[str]:
     # A short temp dir: Ray's unix socket paths must stay under ~100 characters.
     temp = tempfile.mkdtemp(prefix="rt2n-", dir="/tmp")
-    (port, client) = _free_ports(2)
+    (port, client) = rc.free_ports(2)
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "TF_CPP_MIN_LOG_LEVEL": "3", **AUTH}
     try:
-        _ray_start(
+        rc.ray_start(
             "--head",
             f"--port={port}",
             f"--temp-dir={temp}",
@@ -39,11 +30,11 @@ def two_node_cluster() -> Iterator[str]:
             "--include-dashboard=false",
             env=env,
         )
-        _ray_start(f"--address=127.0.0.1:{port}", env=env)
+        rc.ray_start(f"--address=127.0.0.1:{port}", env=env)
         yield f"127.0.0.1:{port}"
     finally:
-        _stop(temp)
-        assert not _processes_under(temp), "Ray processes of the test cluster are still running"
+        rc.stop(temp)
+        assert not rc.processes_under(temp), "Ray processes of the test cluster are still running"
 
 
 def _trial_runs(rows: list[dict[str, str]], experiment_dir: Path) -> list[dict]:
@@ -65,7 +56,7 @@ def _trial_runs(rows: list[dict[str, str]], experiment_dir: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_search_joins_a_two_node_cluster_and_packs_half_gpus(tmp_path, two_node_cluster):
-    done = run_search(
+    done = rc.run_search(
         tmp_path,
         "space=unet",
         "experiment=cluster",
@@ -76,7 +67,7 @@ def test_search_joins_a_two_node_cluster_and_packs_half_gpus(tmp_path, two_node_
         *TINY,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = read_leaderboard(tmp_path / "cluster")
+    rows = rc.read_leaderboard(tmp_path / "cluster")
     assert len(rows) == 4 and {r["status"] for r in rows} == {"TERMINATED"}
     runs = _trial_runs(rows, tmp_path / "cluster")
     nodes = {run["node"] for run in runs}

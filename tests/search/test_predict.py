@@ -123,12 +123,17 @@ def test_submission_decodes_to_exactly_the_predicted_masks(
         assert len(rows) == 1 + 10 * 3  # every image x class, empty or not
 
 
+def _first_promoted(experiment: Path) -> Path:
+    """The .keras file of the first model that promotion wrote to final/models/."""
+    metrics = json.loads((experiment / "final" / "metrics.json").read_text())
+    return experiment / "final" / metrics["models"][0]["file"]
+
+
 @pytest.mark.slow
 def test_an_ensemble_of_two_identical_models_equals_the_single_model(
     promoted: Path, neu_seg: Path, tmp_path: Path
 ) -> None:
-    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
-    single_file = promoted / "final" / metrics["models"][0]["file"]
+    single_file = _first_promoted(promoted)
     single = predict.load_predictor(single_file)
     twin = EnsembleSpec(
         (Member("a", single_file.name, 0.3), Member("b", single_file.name, 0.7)),
@@ -146,8 +151,7 @@ def test_an_ensemble_of_two_identical_models_equals_the_single_model(
 
 @pytest.mark.slow
 def test_a_model_that_fails_to_load_is_named(promoted: Path, neu_seg: Path, tmp_path: Path) -> None:
-    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
-    name = metrics["models"][0]["name"]
+    name = _first_promoted(promoted).stem
     broken = tmp_path / f"{name}.keras"
     broken.write_bytes((promoted / "final" / "models" / f"{name}.keras").read_bytes()[:2000])
     shutil.copy(promoted / "final" / "models" / f"{name}.json", tmp_path)
@@ -160,8 +164,7 @@ def test_a_model_that_fails_to_load_is_named(promoted: Path, neu_seg: Path, tmp_
 def test_a_model_of_another_class_count_is_refused_by_name(
     promoted: Path, neu_seg: Path, tmp_path: Path
 ) -> None:
-    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
-    single_file = promoted / "final" / metrics["models"][0]["file"]
+    single_file = _first_promoted(promoted)
     spec = predict.load_predictor(single_file).spec
     extra = postprocess.raw_params(len(spec.class_names) + 1)
     wider = EnsembleSpec(spec.members, extra, (*spec.class_names, "extra"), spec.tta, spec.flips)
@@ -181,8 +184,7 @@ def test_flip_tta_averages_the_model_over_flips(
 ) -> None:
     import models
 
-    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
-    single_file = promoted / "final" / metrics["models"][0]["file"]
+    single_file = _first_promoted(promoted)
     images = _folder_images(_real_images(neu_seg, tmp_path / "images", 2))
     with_tta = predict.load_predictor(single_file, tta=True)
     assert with_tta.flips == ("none", "h", "v")
@@ -207,8 +209,7 @@ def test_a_model_with_a_lambda_layer_is_refused_in_safe_mode(
 ) -> None:
     import keras
 
-    metrics = json.loads((promoted / "final" / "metrics.json").read_text())
-    name = metrics["models"][0]["name"]
+    name = _first_promoted(promoted).stem
     # Arbitrary Python inside a model file: loading it in safe mode must not run it.
     inputs = keras.Input((None, None, 1))
     outputs = keras.layers.Lambda(lambda x: keras.ops.tile(x, [1, 1, 1, 3]) * 0.0 - 5.0)(inputs)

@@ -199,6 +199,12 @@ def test_promoted_models_carry_no_optimizer_state(promoted: Path) -> None:
         assert shipped.stat().st_size < 0.6 * checkpoint.stat().st_size
 
 
+def _assert_final_kept(experiment: Path, metrics_before: bytes) -> None:
+    """The previous final/ is there, unchanged, and nothing else named final* is left."""
+    assert (experiment / "final" / "metrics.json").read_bytes() == metrics_before
+    assert sorted(p.name for p in experiment.iterdir() if p.name.startswith("final")) == ["final"]
+
+
 @pytest.mark.slow
 def test_a_checkpoint_that_fails_to_load_keeps_the_good_final(
     promoted: Path, tmp_path: Path
@@ -211,8 +217,7 @@ def test_a_checkpoint_that_fails_to_load_keeps_the_good_final(
         promote.main(["experiment=neu_copy", f"results_dir={tmp_path / 'results'}", "top_k=1"])
     message = str(error.value)
     assert "trial f00d1_00002 (resunet)" in message and str(broken) in message
-    assert (copy / "final" / "metrics.json").read_bytes() == before
-    assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]
+    _assert_final_kept(copy, before)
 
 
 @pytest.mark.slow
@@ -263,9 +268,8 @@ def test_a_promotion_killed_mid_write_or_mid_swap_leaves_the_previous_final(
     assert not (copy / "final").exists() and list(copy.glob("final.old-*"))
     # What the next command on the experiment does first, under its lock:
     restored = promote.recover_final(copy)
-    assert (copy / "final" / "metrics.json").read_bytes() == before
     assert any(line.startswith("restored") for line in restored)
-    assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]
+    _assert_final_kept(copy, before)
 
 
 @pytest.mark.slow
@@ -285,8 +289,7 @@ def test_a_promotion_on_a_full_disk_fails_with_one_line_and_keeps_final(
     assert done.returncode == 1, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "File too large" in errors[0], done.stderr[-2000:]
-    assert (copy / "final" / "metrics.json").read_bytes() == before
-    assert sorted(p.name for p in copy.iterdir() if p.name.startswith("final")) == ["final"]
+    _assert_final_kept(copy, before)
 
 
 def test_integer_hyperparameters_read_back_from_the_csv_stay_integers(tmp_path: Path) -> None:
