@@ -66,34 +66,22 @@ def _epoch_timer() -> Any:
 def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
     """Train the first grid point with model.fit on in-memory arrays: seconds and images/s."""
     started = time.perf_counter()
-    from models import resolve_precision
     from search import run
-    from search.trainable import (
-        _configure_tensorflow,
-        _new_model,
-        epoch_batches,
-        open_splits,
-        steps_per_epoch,
-    )
+    from search.trainable import epoch_batches, new_model, prepare_trial
 
     cfg = run.resolved_config(argv)
     run.validate(cfg)
-    experiment_dir = (Path(cfg["results_dir"]) / run.experiment_name(cfg)).resolve()
-    uri, manifest = run.prepare_shards(cfg, experiment_dir)
-    plan = run.make_plan(cfg, shards=uri, class_names=manifest.class_names)
-    _configure_tensorflow(int(plan.settings["threads"]), plan.settings["train"]["backend"])
-    precision = resolve_precision(plan.settings["train"]["precision"])
-    records, val = open_splits(plan.settings)
-    steps = steps_per_epoch(records, plan.settings)
-    model = _new_model(plan.points[0], plan.settings, precision, steps)
-    images, masks = _arrays(epoch_batches(records, plan.settings, 0))
+    plan, _ = run.plan_search(cfg, (Path(cfg["results_dir"]) / run.experiment_name(cfg)).resolve())
+    data = prepare_trial(plan.settings, int(plan.settings["threads"]))
+    model = new_model(plan.points[0], plan.settings, data.precision, data.steps)
+    images, masks = _arrays(epoch_batches(data.records, plan.settings, 0))
     timer = _epoch_timer()
     model.fit(
         images,
         masks,
         batch_size=int(plan.settings["train"]["batch_size"]),
         epochs=int(plan.points[0].get("epochs", plan.epochs)),
-        validation_data=_arrays(val),
+        validation_data=_arrays(data.val),
         shuffle=True,
         callbacks=[timer],
         verbose=0,
@@ -102,7 +90,7 @@ def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
     return {
         "fit_s": time.perf_counter() - started,
         "images_per_s": statistics.median(rates),
-        "precision": precision,
+        "precision": data.precision,
     }
 
 

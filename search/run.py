@@ -560,6 +560,13 @@ def _promote(experiment_dir: Path, plan: Any) -> bool:
     return True
 
 
+def plan_search(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[SearchPlan, Any]:
+    """The validated config's search plan, its shards prepared (or verified) first; also the
+    shards' manifest. `main` runs it under the experiment's lock; `search.bench` too."""
+    uri, manifest = prepare_shards(cfg, experiment_dir)
+    return make_plan(cfg, shards=uri, class_names=manifest.class_names), manifest
+
+
 def main(argv: Sequence[str]) -> int:
     # Validation imports the models (and so TensorFlow): keep its start-up chatter quiet.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -618,8 +625,7 @@ def check_cluster_reachable(cluster: Mapping[str, Any]) -> None:
 def _run(cfg: Mapping[str, Any], experiment_dir: Path, argv: Sequence[str]) -> int:
     _check_resume(cfg, experiment_dir)
     started = time.perf_counter()
-    uri, manifest = prepare_shards(cfg, experiment_dir)
-    plan = make_plan(cfg, shards=uri, class_names=manifest.class_names)
+    plan, manifest = plan_search(cfg, experiment_dir)
     record_experiment(plan, cfg, manifest, argv)
 
     from search.runner import run_search

@@ -18,11 +18,16 @@ import socket
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "NaNLossError",
+    "TrialData",
+    "configure_backend",
+    "new_model",
+    "prepare_trial",
     "train_segmentation",
     "CHECKPOINT_MODEL",
     "CHECKPOINT_STATE",
@@ -41,7 +46,7 @@ class NaNLossError(FloatingPointError):
     """The training loss became NaN or infinite: this trial's configuration diverged."""
 
 
-def _configure_tensorflow(threads: int, backend: str = "tensorflow") -> None:
+def configure_backend(threads: int, backend: str = "tensorflow") -> None:
     import keras
     import tensorflow as tf
 
@@ -112,7 +117,7 @@ def learning_rate(point: Mapping[str, Any], train: Mapping[str, Any], steps_per_
     raise ValueError(f"train.lr_schedule={schedule!r}: expected constant or cosine")
 
 
-def _new_model(
+def new_model(
     point: Mapping[str, Any], settings: Mapping[str, Any], precision: str, steps_per_epoch: int
 ) -> Any:
     import keras
@@ -162,6 +167,31 @@ def open_splits(settings: Mapping[str, Any]) -> tuple[Any, Any]:
         batch_size=int(train["batch_size"]), deterministic=True
     )
     return records, val
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """What a trial trains and validates on, opened once for all its epochs."""
+
+    records: Any  # the training split (data.reader.SplitRecords)
+    val: Any  # the validation dataset
+    steps: int  # optimizer steps an epoch
+    precision: str  # train.precision resolved on this machine
+
+
+def prepare_trial(settings: Mapping[str, Any], threads: int) -> TrialData:
+    """Configure this process's backend and open the trial's data: the steps a trial runs
+    before its first epoch (`train_segmentation`, and `search.bench`'s plain fit)."""
+    configure_backend(threads, settings["train"]["backend"])
+    from models import resolve_precision
+
+    records, val = open_splits(settings)
+    return TrialData(
+        records,
+        val,
+        steps_per_epoch(records, settings),
+        resolve_precision(settings["train"]["precision"]),
+    )
 
 
 def epoch_seed(settings: Mapping[str, Any], epoch: int) -> int:
@@ -280,21 +310,17 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
     cpus, gpus = assigned_share()
     # One thread pool as wide as the CPUs this trial was given (its model's own share).
     threads = max(1, math.ceil(cpus)) if cpus else int(settings["threads"])
-    _configure_tensorflow(threads, settings["train"]["backend"])
+    data = prepare_trial(settings, threads)
+    records, val, steps, precision = data.records, data.val, data.steps, data.precision
     import keras
     import ray
     from ray import tune
 
-    from models import resolve_precision
-
-    precision = resolve_precision(settings["train"]["precision"])
-    records, val = open_splits(settings)
-    steps = steps_per_epoch(records, settings)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         model, done = _restore(checkpoint)
     else:
-        model, done = _new_model(point, settings, precision, steps), 0
+        model, done = new_model(point, settings, precision, steps), 0
     reporter = _reporter(
         class_names=settings["class_names"],
         train_images=records.examples,
