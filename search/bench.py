@@ -66,12 +66,14 @@ def _epoch_timer() -> Any:
 def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
     """Train the first grid point with model.fit on in-memory arrays: seconds and images/s."""
     started = time.perf_counter()
-    from search import run
+    from search import config, run
     from search.trainable import epoch_batches, new_model, prepare_trial
 
-    cfg = run.resolved_config(argv)
-    run.validate(cfg)
-    plan, _ = run.plan_search(cfg, (Path(cfg["results_dir"]) / run.experiment_name(cfg)).resolve())
+    cfg = config.resolved_config(argv)
+    config.validate(cfg)
+    plan, _ = run.plan_search(
+        cfg, (Path(cfg["results_dir"]) / config.experiment_name(cfg)).resolve()
+    )
     data = prepare_trial(plan.settings, int(plan.settings["threads"]))
     model = new_model(plan.points[0], plan.settings, data.precision, data.steps)
     images, masks = _arrays(epoch_batches(data.records, plan.settings, 0))
@@ -118,12 +120,12 @@ def main(argv: Sequence[str]) -> int:
     if argv and argv[0] == "plain":
         print(json.dumps(plain_fit(argv[1:])))
         return 0
-    from search import run
+    from search import config, spaces
 
     offer_help("search.conf", "config", argv, __doc__ or "")
-    cfg = run.resolved_config(argv)
-    run.validate(cfg)
-    points = run.grid_points(cfg["space"])
+    cfg = config.resolved_config(argv)
+    config.validate(cfg)
+    points = spaces.grid_points(cfg["space"])
     require(
         len(points) == 1,
         f"the space has {len(points)} grid points: narrow it to one, e.g. "

@@ -121,16 +121,16 @@ def compare(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str]) -> int:
-    from search import run
+    from search import config, spaces
 
     if help_requested(argv):
         usage = (__doc__ or "") + "\nThe search.run arguments (python -m search.run --help):"
         raise HelpRequested(compose_help("search.conf", "config", argv, usage))
     prefix, common, asha, optuna = _split(argv)
-    cfg = run.resolved_config([*common, "searcher=grid", "scheduler=fifo"])
-    run.validate(cfg)
-    run.experiment_name({**cfg, "experiment": prefix})  # the name must be a folder name
-    grid_size = len(run.grid_points(cfg["space"]))
+    cfg = config.resolved_config([*common, "searcher=grid", "scheduler=fifo"])
+    config.validate(cfg)
+    config.experiment_name({**cfg, "experiment": prefix})  # the name must be a folder name
+    grid_size = len(spaces.grid_points(cfg["space"]))
     if not any(a.startswith("searcher.num_samples=") for a in optuna):
         optuna.append(f"searcher.num_samples={grid_size}")
     results_dir = Path(cfg["results_dir"])

@@ -1,13 +1,13 @@
 """Peak driver memory of promotion at Severstal's sizes, with simulated predictions.
 
-    python -m search.bench_promote [--val 566] [--test 1257] [--models 7] [--size 256x1600]
-        [--classes 4] [--folder DIR]
+    python -m search.bench_promote [val=566] [test=1257] [models=7] [size=256x1600]
+        [classes=4] [folder=DIR]
 
 What promotion's driver does after the models have predicted (on the workers): tune each
 model's post-processing on validation, score it raw and tuned on validation and test, select
 and tune the ensemble, pick the report's overlays; `search.promote`'s own functions on
 `OnDisk` files. The splits' masks are blobs and each model's uint8 levels are the truth
-blurred by its own noise, written to `--folder` first (about 3 GB a model at the defaults,
+blurred by its own noise, written to `folder=` first (about 3 GB a model at the defaults,
 which are full Severstal's: 566 val and 1,257 test images of 256x1600, 4 classes).
 
 Prints one JSON line: the peak of the process's anonymous resident memory (what the driver
@@ -17,7 +17,6 @@ largest `ru_maxrss`, seconds, and the bytes on disk. Sampled every 20 ms by a th
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import resource
@@ -26,10 +25,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+
+from data.config import compose_schema, require, run_cli
 
 __all__ = ["main"]
 
@@ -176,28 +178,34 @@ def run(folder: Path, *, val: int, test: int, models: int, size, classes: int) -
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from models.bench_step import _size
+@dataclass
+class BenchPromoteConfig:
+    """`python -m search.bench_promote`'s keys (the defaults: full Severstal)."""
 
-    parser = argparse.ArgumentParser(prog="python -m search.bench_promote", description=__doc__)
-    parser.add_argument("--val", type=int, default=566)
-    parser.add_argument("--test", type=int, default=1257)
-    parser.add_argument("--models", type=int, default=7)
-    parser.add_argument("--size", type=_size, default=(256, 1600), help="HxW")
-    parser.add_argument("--classes", type=int, default=4)
-    parser.add_argument("--folder", type=Path, help="where the arrays go (default: a temp dir)")
-    args = parser.parse_args(argv)
+    val: int = 566
+    test: int = 1257
+    models: int = 7
+    size: str = "256x1600"  # HxW, or N for N x N
+    classes: int = 4
+    folder: str | None = None  # where the arrays go (None: the system's temporary folder)
+
+
+def main(argv: Sequence[str]) -> int:
+    from models.bench_step import parse_size
+
+    args = compose_schema(BenchPromoteConfig, argv, __doc__ or "")
     for key in ("val", "test", "models", "classes"):
-        if getattr(args, key) < 1:
-            parser.error(f"--{key} {getattr(args, key)}: expected at least 1")
-    folder = Path(tempfile.mkdtemp(prefix="bench_promote.", dir=args.folder))
+        value = getattr(args, key)
+        require(value >= 1, f"{key}={value}: expected at least 1")
+    size = parse_size(args.size)
+    folder = Path(tempfile.mkdtemp(prefix="bench_promote.", dir=args.folder or None))
     try:
         line = run(
             folder,
             val=args.val,
             test=args.test,
             models=args.models,
-            size=args.size,
+            size=size,
             classes=args.classes,
         )
     finally:
@@ -207,4 +215,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

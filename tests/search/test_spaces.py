@@ -7,11 +7,11 @@ import pytest
 
 import models
 from data.config import ConfigError
-from search import run, spaces
+from search import config, spaces
 
 
 def _space(name: str) -> dict:
-    return run.to_container(run.load_config([f"space={name}"]))["space"]
+    return spaces.to_container(config.load_config([f"space={name}"]))["space"]
 
 
 @pytest.mark.parametrize(
@@ -96,8 +96,8 @@ def test_a_model_default_only_other_architectures_take_is_left_out_and_a_typo_re
 
 
 def test_the_synthetic_default_sizes_its_unets_through_model_defaults():
-    cfg = run.resolved_config(["space=unet"])
+    cfg = config.resolved_config(["space=unet"])
     depths = {p["depth"] for p in spaces.grid_points(cfg["space"])}
     assert depths == {cfg["train"]["model_defaults"]["depth"]}
-    neu = run.resolved_config(["space=unet", "dataset=neu-seg"])
+    neu = config.resolved_config(["space=unet", "dataset=neu-seg"])
     assert "depth" not in spaces.grid_points(neu["space"])[0]  # the paper's depth 5 stays

@@ -11,7 +11,7 @@ from cli_checks import one_error_line, run_python
 import models
 from data.config import ConfigError
 from data.shards import read_manifest
-from search import run
+from search import config, run, spaces
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -88,7 +88,7 @@ def test_bad_input_names_the_key_and_valid_values(tmp_path, argv, expected):
 def test_resume_refuses_a_changed_search(tmp_path):
     folder = tmp_path / "results" / "mine"
     (folder / "tune").mkdir(parents=True)
-    saved = run.resolved_config(["space=unet"])
+    saved = config.resolved_config(["space=unet"])
     (folder / "experiment.json").write_text(json.dumps({"config": saved}))
     with pytest.raises(ConfigError, match="train differs from the experiment in .*mine"):
         run.main(["experiment=mine", "train.epochs=7", f"results_dir={tmp_path / 'results'}"])
@@ -97,14 +97,16 @@ def test_resume_refuses_a_changed_search(tmp_path):
 
 
 def test_default_experiment_name_is_stable():
-    cfg = run.to_container(run.load_config([]))
-    assert run.experiment_name(cfg) == "unet-synthetic-grid-fifo"
-    cfg = run.to_container(run.load_config(["space=paper", "scheduler=asha", "searcher=optuna"]))
-    assert run.experiment_name(cfg) == "paper-synthetic-optuna-asha"
+    cfg = spaces.to_container(config.load_config([]))
+    assert config.experiment_name(cfg) == "unet-synthetic-grid-fifo"
+    cfg = spaces.to_container(
+        config.load_config(["space=paper", "scheduler=asha", "searcher=optuna"])
+    )
+    assert config.experiment_name(cfg) == "paper-synthetic-optuna-asha"
 
 
 def test_paper_training_defaults_for_severstal():
-    train = run.to_container(run.load_config(["dataset=severstal"]))["train"]
+    train = spaces.to_container(config.load_config(["dataset=severstal"]))["train"]
     assert (train["optimizer"], train["learning_rate"]) == ("adam", 0.001)
     assert (train["epochs"], train["batch_size"]) == (20, 16)
 
@@ -118,8 +120,8 @@ def test_relative_shards_path_reaches_the_trials_absolute(tmp_path, monkeypatch)
     # Trials run in their own folders (and on other nodes): a relative shards= must not reach
     # them as given, or every trial fails with "no manifest".
     monkeypatch.chdir(tmp_path)
-    cfg = run.to_container(
-        run.load_config(["shards=rel/shards", "dataset.num_images=12", "dataset.height=32"])
+    cfg = spaces.to_container(
+        config.load_config(["shards=rel/shards", "dataset.num_images=12", "dataset.height=32"])
     )
     uri, manifest = run.prepare_shards(cfg, tmp_path / "experiment")
     assert uri == str(tmp_path / "rel" / "shards")
@@ -128,14 +130,14 @@ def test_relative_shards_path_reaches_the_trials_absolute(tmp_path, monkeypatch)
 
 
 def test_embedded_default_is_the_unet_grid_on_small_synthetic_images():
-    cfg = run.to_container(run.load_config([]))
+    cfg = spaces.to_container(config.load_config([]))
     assert cfg["dataset"]["source"] == "synthetic"
-    assert len(run.grid_points(cfg["space"])) == 16
+    assert len(spaces.grid_points(cfg["space"])) == 16
     # Sized for the 10-minute budget on 2 cores: crops that the 5-level U-Nets need not pad.
     assert (cfg["dataset"]["height"], cfg["dataset"]["width"]) == (64, 64)
     assert all(side % 32 == 0 for side in cfg["train"]["crop"])
     # The override still reaches the dataset.
-    cfg = run.to_container(run.load_config(["dataset.height=128"]))
+    cfg = spaces.to_container(config.load_config(["dataset.height=128"]))
     assert cfg["dataset"]["height"] == 128
 
 
@@ -143,9 +145,9 @@ def test_embedded_default_is_the_unet_grid_on_small_synthetic_images():
 def test_every_space_runs_on_the_embedded_default(space: str) -> None:
     # The synthetic set's model_defaults (depth 2, batch norm) reach the models that take
     # them and never stop a space whose models do not (deeplabv3plus has neither).
-    cfg = run.resolved_config([f"space={space}"])
-    run.validate(cfg)
-    for point in run.grid_points(cfg["space"]):
+    cfg = config.resolved_config([f"space={space}"])
+    config.validate(cfg)
+    for point in spaces.grid_points(cfg["space"]):
         takes = models.hparam_spec(point["model"])
         for key, value in cfg["train"]["model_defaults"].items():
             assert point.get(key) == (value if key in takes else None), (space, point)
@@ -153,7 +155,7 @@ def test_every_space_runs_on_the_embedded_default(space: str) -> None:
 
 def test_workers_are_reused_unless_asha_stops_trials_mid_epoch():
     def reuse(*argv: str) -> bool:
-        return run.reuse_actors(run.to_container(run.load_config(list(argv))))
+        return run.reuse_actors(spaces.to_container(config.load_config(list(argv))))
 
     assert reuse() is True  # fifo: a trial's function returns before its worker is reused
     assert reuse("scheduler=asha") is False
@@ -162,15 +164,15 @@ def test_workers_are_reused_unless_asha_stops_trials_mid_epoch():
 
 
 def test_a_model_is_dropped_from_a_space_with_hydras_delete_syntax():
-    cfg = run.to_container(
-        run.load_config(["space=paper", "~space.models.resunet", "~space.models.invresunet"])
+    cfg = spaces.to_container(
+        config.load_config(["space=paper", "~space.models.resunet", "~space.models.invresunet"])
     )
-    run.validate(cfg)
-    models = {p["model"] for p in run.grid_points(cfg["space"])}
+    config.validate(cfg)
+    models = {p["model"] for p in spaces.grid_points(cfg["space"])}
     assert models == {"unet", "deeplabv3plus"}
-    assert len(run.grid_points(cfg["space"])) == 16 + 8
+    assert len(spaces.grid_points(cfg["space"])) == 16 + 8
     with pytest.raises(ConfigError, match="space.models.nope' does not exist"):
-        run.load_config(["~space.models.nope"])
+        config.load_config(["~space.models.nope"])
 
 
 def test_a_corrupted_shard_stops_the_driver_before_ray(tmp_path):
@@ -184,7 +186,7 @@ def test_a_corrupted_shard_stops_the_driver_before_ray(tmp_path):
         "dataset.height=32",
         "dataset.width=32",
     ]
-    cfg = run.resolved_config(args)
+    cfg = config.resolved_config(args)
     run.prepare_shards(cfg, results / "corrupt")  # prepared and verified: a clean start
     shard = read_manifest(str(shards)).splits["train"].shards[0]
     path = shards / shard.path
@@ -245,12 +247,12 @@ def test_a_trial_takes_its_models_and_its_filters_share() -> None:
 
 
 def test_the_smoke_preset_sizes_a_tiny_synthetic_search_and_refuses_other_datasets() -> None:
-    cfg = run.resolved_config(["preset=smoke", "train.epochs=3"])
+    cfg = config.resolved_config(["preset=smoke", "train.epochs=3"])
     assert cfg["dataset"]["name"] == "synthetic" and cfg["dataset"]["num_images"] == 40
     assert (cfg["train"]["limit_train"], cfg["train"]["crop"]) == (8, [32, 32])
     assert cfg["train"]["epochs"] == 3  # a key=value still overrides the preset
     assert cfg["smoke"] is True and cfg["console_interval_s"] == 0
-    run.validate(cfg)
-    assert run.resolved_config([])["smoke"] is False
+    config.validate(cfg)
+    assert config.resolved_config([])["smoke"] is False
     with pytest.raises(ConfigError, match="preset=smoke sizes the synthetic dataset.*neu-seg"):
-        run.validate(run.resolved_config(["preset=smoke", "dataset=neu-seg"]))
+        config.validate(config.resolved_config(["preset=smoke", "dataset=neu-seg"]))
