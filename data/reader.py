@@ -28,6 +28,7 @@ from data.shards import (
     shard_columns,
     split_info,
 )
+from data.transforms import batch_by_size, decoder, to_float
 
 __all__ = [
     "CROP_MODES",
@@ -263,18 +264,18 @@ class SplitRecords:
                 records = records.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             records = records.repeat()
-        decode = _decoder(manifest, crop=crop, crop_mode=crop_mode, flip=flip, seed=seed)
+        decode = decoder(manifest, crop=crop, crop_mode=crop_mode, flip=flip, seed=seed)
         examples = records.enumerate().map(
             decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
         if crop is None and manifest.image_shape is None:
-            batches = _batch_by_size(examples, batch_size, drop_remainder)
+            batches = batch_by_size(examples, batch_size, drop_remainder)
         else:
             batches = examples.batch(batch_size, drop_remainder=drop_remainder)
         if dtype == "float32":
             # Cast whole batches: the float32 tensors are written once, not again by batch().
             batches = batches.map(
-                _to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+                to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
             )
         options = tf.data.Options()
         options.deterministic = deterministic
@@ -429,126 +430,3 @@ def _image_block(
         )
     pixels = np.frombuffer(data_buffer, np.uint8)[offsets[0] : offsets[-1]]
     return pixels.reshape(len(column), shape[0], shape[1], 1)
-
-
-def _decoder(
-    manifest: Manifest,
-    *,
-    crop: tuple[int, int] | None,
-    crop_mode: str,
-    flip: bool,
-    seed: int,
-) -> Any:
-    """(position, record) -> uint8 image (H, W, 1) and uint8 0/1 masks (H, W, C)."""
-    import tensorflow as tf
-
-    num_classes = manifest.num_classes
-    raw = manifest.image_format == "raw"
-    block = raw and manifest.image_shape is not None  # see _records: already uint8 (H, W, 1)
-
-    def decode(position: Any, record: tuple[Any, ...]) -> tuple[Any, Any]:
-        _, data, height, width, rles = record
-        if block:
-            image = data
-        elif raw:
-            image = tf.reshape(tf.io.decode_raw(data, tf.uint8), tf.stack([height, width, 1]))
-        else:
-            image = tf.io.decode_png(data, channels=1)
-        masks = rle_to_masks(rles, height, width, num_classes)
-        if crop is None and not flip:
-            return image, masks
-        both = tf.concat([image, masks], axis=-1)  # one crop/flip keeps them aligned
-        seeds = tf.random.experimental.stateless_split(
-            tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64)]), num=4
-        )
-        if crop is not None:
-            both = _crop(both, crop, crop_mode, seeds[0], seeds[1])
-        if flip:
-            both = _flip(both, seeds[2], seeds[3])
-        return both[..., :1], both[..., 1:]
-
-    return decode
-
-
-def _batch_by_size(examples: Any, batch_size: int, drop_remainder: bool) -> Any:
-    """Batches of one image size each (tf.data group_by_window, keyed by height and width)."""
-    import tensorflow as tf
-
-    def size_key(image: Any, masks: Any) -> Any:
-        shape = tf.shape(image, out_type=tf.int64)
-        return shape[0] * (1 << 31) + shape[1]
-
-    return examples.group_by_window(
-        key_func=size_key,
-        reduce_func=lambda _, window: window.batch(batch_size, drop_remainder=drop_remainder),
-        window_size=batch_size,
-    )
-
-
-def _to_float(image: Any, masks: Any) -> tuple[Any, Any]:
-    import tensorflow as tf
-
-    return tf.cast(image, tf.float32) * (1.0 / 255.0), tf.cast(masks, tf.float32)
-
-
-def rle_to_masks(rles: Any, height: Any, width: Any, num_classes: int) -> Any:
-    """uint8 (H, W, C) 0/1 masks from C Kaggle RLE strings, as TF ops (no Python per pixel).
-
-    The work is proportional to the defect area, not the image: every run expands to its
-    pixel positions, which are mapped from Kaggle's column-major order straight to their
-    (row, column, class) place and scattered into zeros. (A cumulative sum over the whole
-    buffer is 30x slower on CPU.) The shards were validated when they were written, so the
-    strings are well formed and runs never overlap.
-    """
-    import tensorflow as tf
-
-    height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
-    tokens = tf.strings.split(rles)
-    numbers = tf.strings.to_number(tokens.flat_values, out_type=tf.int64)
-    starts = numbers[0::2] - 1
-    runs = tf.ragged.range(starts, starts + numbers[1::2])
-    positions = runs.flat_values  # 0-indexed, column-major within its class
-    classes = tf.repeat(tokens.value_rowids()[0::2], runs.row_lengths())
-    rows, columns = positions % height, positions // height
-    places = (rows * width + columns) * num_classes + classes
-    flat = tf.scatter_nd(
-        places[:, None],
-        tf.ones_like(places, tf.uint8),
-        tf.reshape(height * width * num_classes, [1]),
-    )
-    return tf.reshape(flat, tf.stack([height, width, tf.constant(num_classes, tf.int64)]))
-
-
-def _crop(both: Any, crop: tuple[int, int], crop_mode: str, seed_y: Any, seed_x: Any) -> Any:
-    import tensorflow as tf
-
-    height, width = tf.shape(both)[0], tf.shape(both)[1]
-    tf.debugging.assert_greater_equal(
-        tf.stack([height, width]),
-        tf.constant(crop, tf.int32),
-        message=f"an image is smaller than crop={tuple(crop)} (HxW)",
-    )
-    room_y, room_x = height - crop[0], width - crop[1]
-    top = tf.random.stateless_uniform([], seed_y, 0, room_y + 1, tf.int32)
-    left = tf.random.stateless_uniform([], seed_x, 0, room_x + 1, tf.int32)
-    if crop_mode == "defect":
-        defects = tf.where(tf.reduce_any(both[..., 1:] > 0, axis=-1))
-        count = tf.shape(defects, out_type=tf.int64)[0]
-        pick = tf.random.stateless_uniform([], seed_y, 0, tf.maximum(count, 1), tf.int64)
-
-        def centred() -> tuple[Any, Any]:
-            centre = tf.cast(defects[pick], tf.int32)
-            return (
-                tf.clip_by_value(centre[0] - crop[0] // 2, 0, room_y),
-                tf.clip_by_value(centre[1] - crop[1] // 2, 0, room_x),
-            )
-
-        top, left = tf.cond(count > 0, centred, lambda: (top, left))
-    return tf.slice(both, tf.stack([top, left, 0]), tf.stack([crop[0], crop[1], -1]))
-
-
-def _flip(both: Any, seed_lr: Any, seed_ud: Any) -> Any:
-    import tensorflow as tf
-
-    both = tf.image.stateless_random_flip_left_right(both, seed_lr)
-    return tf.image.stateless_random_flip_up_down(both, seed_ud)

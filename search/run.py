@@ -205,7 +205,7 @@ def _previous(experiment_dir: Path) -> Experiment | None:
     try:
         return read_experiment(experiment_dir)
     except RecordError:
-        return None  # _check_resume has already refused an unreadable record
+        return None  # config.check_resume has already refused an unreadable record
 
 
 def record_elapsed(experiment_dir: Path, seconds: float) -> None:
