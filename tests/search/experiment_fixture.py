@@ -202,3 +202,46 @@ def kaggle_dice(truth: np.ndarray, pred: np.ndarray) -> float:
     inter = (truth & pred).sum(axis=(1, 2))
     total = truth.sum(axis=(1, 2)) + pred.sum(axis=(1, 2))
     return float(np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0).mean())
+
+
+LEADERBOARD_COLUMNS = [
+    "trial_id",
+    "status",
+    "model",
+    "filters",
+    "loss",
+    "val_kaggle_dice",
+    "checkpoint",
+]
+
+
+def write_leaderboard(folder: Path, rows: list[dict]) -> None:
+    """A hand-made leaderboard.csv (and an experiment.json naming shards) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "leaderboard.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LEADERBOARD_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / "experiment.json").write_text(json.dumps({"shards": str(folder / "shards")}))
+
+
+def trial_row(
+    trial: str, model: str, dice: float | str, status: str = "TERMINATED", ckpt: str = "x"
+):
+    return {
+        "trial_id": trial,
+        "status": status,
+        "model": model,
+        "filters": 8,
+        "loss": "bce",
+        "val_kaggle_dice": dice,
+        "checkpoint": f"/ckpt/{trial}" if ckpt == "x" else ckpt,
+    }
+
+
+def read_rows(folder: Path, rows: list[dict]) -> list:
+    """Rows as the leaderboard file holds them, read back through search.records."""
+    from search.records import read_leaderboard
+
+    write_leaderboard(folder, rows)
+    return read_leaderboard(folder)

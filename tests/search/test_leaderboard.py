@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from search.leaderboard import TrialRecord, write_leaderboard
+from search.leaderboard import TrialRecord, resolve_checkpoint, write_leaderboard
 
 CLASSES = ("a", "b")
 
@@ -195,3 +195,13 @@ def test_a_lift_that_rounds_to_zero_is_never_negative_zero():
     lift = _lift(0.60559999, {"kaggle_dice": 0.6056})
     assert lift == 0.0 and str(lift) == "0.0"
     assert _lift(0.7, {"kaggle_dice": 0.6}) == 0.1
+
+
+def test_a_moved_experiment_still_finds_its_checkpoints(tmp_path: Path) -> None:
+    moved = tmp_path / "copy" / "exp"
+    checkpoint = moved / "tune" / "trial_1" / "checkpoint_000002"
+    checkpoint.mkdir(parents=True)
+    recorded = "/elsewhere/results/exp/tune/trial_1/checkpoint_000002"
+    assert resolve_checkpoint(recorded, moved) == checkpoint  # an older, absolute record
+    assert resolve_checkpoint("/nowhere/ckpt", moved) == Path("/nowhere/ckpt")
+    assert resolve_checkpoint("tune/trial_1/checkpoint_000002", moved) == checkpoint

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import signal
 import subprocess
@@ -15,73 +14,12 @@ from cli_checks import python_env, run_python
 
 from data.config import ConfigError
 from search import postprocess, promote
-from search.leaderboard import resolve_checkpoint
-from search.records import read_leaderboard
-
-COLUMNS = ["trial_id", "status", "model", "filters", "loss", "val_kaggle_dice", "checkpoint"]
-
-
-def _write_leaderboard(folder: Path, rows: list[dict]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "leaderboard.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    (folder / "experiment.json").write_text(json.dumps({"shards": str(folder / "shards")}))
-
-
-def _row(trial: str, model: str, dice: float | str, status: str = "TERMINATED", ckpt: str = "x"):
-    return {
-        "trial_id": trial,
-        "status": status,
-        "model": model,
-        "filters": 8,
-        "loss": "bce",
-        "val_kaggle_dice": dice,
-        "checkpoint": f"/ckpt/{trial}" if ckpt == "x" else ckpt,
-    }
-
-
-def _read(folder: Path, rows: list[dict]) -> list:
-    """Rows as the leaderboard file holds them, read back through search.records."""
-    _write_leaderboard(folder, rows)
-    return read_leaderboard(folder)
-
-
-def test_best_of_every_architecture_plus_top_k(tmp_path: Path) -> None:
-    rows = _read(
-        tmp_path,
-        [
-            _row("u1", "unet", 0.80),
-            _row("u2", "unet", 0.90),
-            _row("u3", "unet", 0.85),
-            _row("r1", "resunet", 0.70),
-            _row("r2", "resunet", 0.60),
-            _row("d1", "deeplabv3plus", 0.99, status="ERROR"),  # errored: never promoted
-            _row("i1", "invresunet", 0.95, ckpt=""),  # no checkpoint: cannot be promoted
-            _row("i2", "invresunet", 0.50),
-        ],
-    )
-    chosen = promote.select_candidates(rows, top_k=2, where=Path("lb.csv"))
-    assert [c.trial_id for c in chosen] == ["u2", "u3", "r1", "i2"]
-    assert chosen[0].name == "unet_u2"
-    assert chosen[0].hparams == {"filters": 8, "loss": "bce"}
-    only_best = promote.select_candidates(rows, top_k=0, where=Path("lb.csv"))
-    assert [c.trial_id for c in only_best] == ["u2", "r1", "i2"]
-
-
-def test_a_moved_experiment_still_finds_its_checkpoints(tmp_path: Path) -> None:
-    moved = tmp_path / "copy" / "exp"
-    checkpoint = moved / "tune" / "trial_1" / "checkpoint_000002"
-    checkpoint.mkdir(parents=True)
-    recorded = "/elsewhere/results/exp/tune/trial_1/checkpoint_000002"
-    assert resolve_checkpoint(recorded, moved) == checkpoint  # an older, absolute record
-    assert resolve_checkpoint("/nowhere/ckpt", moved) == Path("/nowhere/ckpt")
-    assert resolve_checkpoint("tune/trial_1/checkpoint_000002", moved) == checkpoint
 
 
 def test_unknown_experiment_lists_the_existing_ones(tmp_path: Path) -> None:
-    _write_leaderboard(tmp_path / "results" / "real_run", [_row("u1", "unet", 0.5)])
+    experiment_fixture.write_leaderboard(
+        tmp_path / "results" / "real_run", [experiment_fixture.trial_row("u1", "unet", 0.5)]
+    )
     with pytest.raises(ConfigError) as error:
         promote.main(["experiment=missing_run", f"results_dir={tmp_path / 'results'}"])
     message = str(error.value)
@@ -90,10 +28,10 @@ def test_unknown_experiment_lists_the_existing_ones(tmp_path: Path) -> None:
 
 def test_experiment_without_a_finished_trial_is_refused(tmp_path: Path) -> None:
     rows = [
-        _row("u1", "unet", "", status="ERROR", ckpt=""),
-        _row("u2", "unet", 0.4, status="RUNNING"),
+        experiment_fixture.trial_row("u1", "unet", "", status="ERROR", ckpt=""),
+        experiment_fixture.trial_row("u2", "unet", 0.4, status="RUNNING"),
     ]
-    _write_leaderboard(tmp_path / "results" / "broken", rows)
+    experiment_fixture.write_leaderboard(tmp_path / "results" / "broken", rows)
     with pytest.raises(ConfigError) as error:
         promote.main(["experiment=broken", f"results_dir={tmp_path / 'results'}"])
     message = str(error.value)
@@ -108,30 +46,6 @@ def test_bad_arguments_are_named(tmp_path: Path) -> None:
         promote.main(["experiment=x", "top_k=two"])
     with pytest.raises(ConfigError, match="missing experiment="):
         promote.main([])
-
-
-def test_swap_in_replaces_final_whole(tmp_path: Path) -> None:
-    final = tmp_path / "final"
-    final.mkdir()
-    (final / "old.txt").write_text("old")
-    new = tmp_path / "final.tmp-1"
-    new.mkdir()
-    (new / "metrics.json").write_text("{}")
-    promote.swap_in(new, final)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["final"]
-    assert sorted(p.name for p in final.iterdir()) == ["metrics.json"]
-
-
-def test_overlays_show_every_class_present() -> None:
-    masks = np.zeros((5, 4, 4, 3), dtype=bool)
-    masks[0, :1, :1, 0] = True
-    masks[1, :, :, 0] = True  # the most class-0 pixels
-    masks[3, :2, :2, 2] = True  # the only class-2 image; class 1 is absent from the split
-    sizes = np.full((5, 2), 4)
-    split = promote.Split("test", list("abcde"), np.zeros((5, 4, 4), np.uint8), masks, sizes)
-    chosen = promote.overlay_examples(split, masks, count=3)
-    assert chosen["image_id"].tolist()[:2] == ["b", "d"]
-    assert len(chosen["index"]) == 3
 
 
 # --- a real promotion of tiny real models (slow: trains them once per session) ----------------
@@ -290,18 +204,6 @@ def test_a_promotion_on_a_full_disk_fails_with_one_line_and_keeps_final(
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "File too large" in errors[0], done.stderr[-2000:]
     _assert_final_kept(copy, before)
-
-
-def test_integer_hyperparameters_read_back_from_the_csv_stay_integers(tmp_path: Path) -> None:
-    # The baseline row leaves filters empty: a column with blanks must not turn into floats.
-    rows = [
-        _row("u1", "unet", 0.8),
-        {**_row("b", "predict-nothing", 0.6, "BASELINE"), "filters": ""},
-    ]
-    read = _read(tmp_path, rows)
-    (chosen,) = promote.select_candidates(read, top_k=1, where=tmp_path / "leaderboard.csv")
-    assert chosen.hparams == {"filters": 8, "loss": "bce"}
-    assert isinstance(chosen.hparams["filters"], int)
 
 
 def test_a_split_of_several_sizes_is_predicted_and_scored_as_its_images_one_by_one(
