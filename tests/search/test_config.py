@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ from cli_checks import one_error_line, run_python
 
 import models
 from data.config import ConfigError
-from data.shards import read_manifest
 from search import config, run, spaces
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -85,17 +83,6 @@ def test_bad_input_names_the_key_and_valid_values(tmp_path, argv, expected):
     assert expected in _fails(tmp_path, *argv)
 
 
-def test_resume_refuses_a_changed_search(tmp_path):
-    folder = tmp_path / "results" / "mine"
-    (folder / "tune").mkdir(parents=True)
-    saved = config.resolved_config(["space=unet"])
-    (folder / "experiment.json").write_text(json.dumps({"config": saved}))
-    with pytest.raises(ConfigError, match="train differs from the experiment in .*mine"):
-        run.main(["experiment=mine", "train.epochs=7", f"results_dir={tmp_path / 'results'}"])
-    with pytest.raises(ConfigError, match="resume=never but .*tune exists"):
-        run.main(["experiment=mine", "resume=never", f"results_dir={tmp_path / 'results'}"])
-
-
 def test_default_experiment_name_is_stable():
     cfg = spaces.to_container(config.load_config([]))
     assert config.experiment_name(cfg) == "unet-synthetic-grid-fifo"
@@ -114,19 +101,6 @@ def test_paper_training_defaults_for_severstal():
 def test_cli_prints_one_error_line_and_exits_2(tmp_path):
     done = run_python("-m", "search.run", "space=unet", "train.batch_size=-1", timeout=120)
     assert one_error_line(done) == "error: train.batch_size=-1: expected an integer >= 1"
-
-
-def test_relative_shards_path_reaches_the_trials_absolute(tmp_path, monkeypatch):
-    # Trials run in their own folders (and on other nodes): a relative shards= must not reach
-    # them as given, or every trial fails with "no manifest".
-    monkeypatch.chdir(tmp_path)
-    cfg = spaces.to_container(
-        config.load_config(["shards=rel/shards", "dataset.num_images=12", "dataset.height=32"])
-    )
-    uri, manifest = run.prepare_shards(cfg, tmp_path / "experiment")
-    assert uri == str(tmp_path / "rel" / "shards")
-    assert (tmp_path / "rel" / "shards" / "manifest.json").is_file()
-    assert manifest.splits["train"].rows > 0
 
 
 def test_embedded_default_is_the_unet_grid_on_small_synthetic_images():
@@ -153,16 +127,6 @@ def test_every_space_runs_on_the_embedded_default(space: str) -> None:
             assert point.get(key) == (value if key in takes else None), (space, point)
 
 
-def test_workers_are_reused_unless_asha_stops_trials_mid_epoch():
-    def reuse(*argv: str) -> bool:
-        return run.reuse_actors(spaces.to_container(config.load_config(list(argv))))
-
-    assert reuse() is True  # fifo: a trial's function returns before its worker is reused
-    assert reuse("scheduler=asha") is False
-    assert reuse("scheduler=asha", "reuse_actors=false") is False
-    assert reuse("reuse_actors=false") is False
-
-
 def test_a_model_is_dropped_from_a_space_with_hydras_delete_syntax():
     cfg = spaces.to_container(
         config.load_config(["space=paper", "~space.models.resunet", "~space.models.invresunet"])
@@ -173,48 +137,6 @@ def test_a_model_is_dropped_from_a_space_with_hydras_delete_syntax():
     assert len(spaces.grid_points(cfg["space"])) == 16 + 8
     with pytest.raises(ConfigError, match="space.models.nope' does not exist"):
         config.load_config(["~space.models.nope"])
-
-
-def test_a_corrupted_shard_stops_the_driver_before_ray(tmp_path):
-    results, shards = tmp_path / "results", tmp_path / "shards"
-    args = [
-        "space=unet",
-        "experiment=corrupt",
-        f"results_dir={results}",
-        f"shards={shards}",
-        "dataset.num_images=24",
-        "dataset.height=32",
-        "dataset.width=32",
-    ]
-    cfg = config.resolved_config(args)
-    run.prepare_shards(cfg, results / "corrupt")  # prepared and verified: a clean start
-    shard = read_manifest(str(shards)).splits["train"].shards[0]
-    path = shards / shard.path
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    done = run_python("-m", "search.run", *args, timeout=120)
-    error = one_error_line(done)
-    assert f"{shard.path}: sha256 does not match the manifest" in error
-    assert "before any trial started" in error
-    assert not (results / "corrupt" / "tune").exists()
-
-
-def test_a_crop_larger_than_the_images_stops_the_driver_before_ray(tmp_path):
-    results = tmp_path / "results"
-    args = [
-        "space=unet",
-        "experiment=big-crop",
-        f"results_dir={results}",
-        f"shards={tmp_path / 'shards'}",
-        "dataset.num_images=24",
-        "dataset.height=32",
-        "dataset.width=48",
-        "train.crop=[40,40]",
-    ]
-    with pytest.raises(ConfigError, match=r"crop=\(40, 40\) is larger than the images .*32x48"):
-        run.main(args)
-    assert not (results / "big-crop" / "tune").exists()
 
 
 def test_cluster_address_with_nothing_to_join_stops_before_the_shards(tmp_path, monkeypatch):
