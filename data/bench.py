@@ -1,6 +1,6 @@
 """Data-pipeline benchmark on the real Severstal sample (1600x256 images, all four masks).
 
-    python -m data.bench [--root ../shared/data/severstal/sample] [--seconds 8] [--batch-size 8]
+    python -m data.bench [root=../shared/data/severstal/sample] [seconds=8] [batch_size=8]
 
 Measures, in one run:
 (a) `naive`: a paper-style generator: an OpenCV grayscale read per image plus a per-row
@@ -13,18 +13,19 @@ Python-loop codec. The last line printed is one JSON object with the figures.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gc
 import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from data import rle
+from data.config import compose_schema, require, run_cli
 
 __all__ = ["main", "paper_rle_decode", "naive_batches"]
 
@@ -146,36 +147,46 @@ def codec_figures(root: Path) -> dict[str, float]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data.bench", description=__doc__)
-    parser.add_argument("--root", type=Path, default=Path(DEFAULT_ROOT))
-    parser.add_argument("--seconds", type=float, default=8.0, help="time per throughput figure")
-    parser.add_argument("--batch-size", type=int, default=8)
-    args = parser.parse_args(argv)
-    if not (args.root / "train.csv").is_file() or not (args.root / "train_images").is_dir():
-        parser.error(f"--root {args.root}: expected a Kaggle folder with train.csv, train_images/")
+@dataclass
+class BenchConfig:
+    """`python -m data.bench`'s keys."""
+
+    root: str = DEFAULT_ROOT  # a Kaggle folder: train.csv, train_images/
+    seconds: float = 8.0  # time per throughput figure
+    batch_size: int = 8
+
+
+def main(argv: Sequence[str]) -> int:
+    args = compose_schema(BenchConfig, argv, __doc__ or "")
+    root = Path(args.root)
+    require(
+        (root / "train.csv").is_file() and (root / "train_images").is_dir(),
+        f"root={args.root}: expected a Kaggle folder with train.csv, train_images/",
+    )
+    require(args.seconds > 0, f"seconds={args.seconds}: must be > 0")
+    require(args.batch_size >= 1, f"batch_size={args.batch_size}: must be >= 1")
     figures: dict[str, float] = {}
     figures["naive_samples_per_s"] = _rate(
-        naive_batches(args.root, args.batch_size), args.batch_size, args.seconds
+        naive_batches(root, args.batch_size), args.batch_size, args.seconds
     )
     print(f"naive generator: {figures['naive_samples_per_s']:.1f} samples/s", flush=True)
     with tempfile.TemporaryDirectory() as folder:
-        batches = _pipeline_batches(args.root, Path(folder), args.batch_size)
+        batches = _pipeline_batches(root, Path(folder), args.batch_size)
         figures["pipeline_samples_per_s"] = _rate(batches, args.batch_size, args.seconds)
         print(f"shards -> tf.data: {figures['pipeline_samples_per_s']:.1f} samples/s", flush=True)
         # Not in the JSON (its keys are fixed): the opt-in uint8 output, for models that rescale.
-        batches = _pipeline_batches(args.root, Path(folder), args.batch_size, "uint8")
+        batches = _pipeline_batches(root, Path(folder), args.batch_size, "uint8")
         uint8_rate = _rate(batches, args.batch_size, args.seconds)
         print(f"shards -> tf.data, dtype=uint8: {uint8_rate:.1f} samples/s", flush=True)
         # Also not in the JSON: the sample fits the in-memory record cache (cache="auto"), so
         # this is the rate when every epoch streams and verifies the shards again.
-        batches = _pipeline_batches(args.root, Path(folder), args.batch_size, cache="none")
+        batches = _pipeline_batches(root, Path(folder), args.batch_size, cache="none")
         stream_rate = _rate(batches, args.batch_size, args.seconds)
         print(f"shards -> tf.data, cache=none: {stream_rate:.1f} samples/s", flush=True)
         del batches  # stop the prefetch threads before the shard folder goes away
         gc.collect()
     figures["copy_bound_samples_per_s"] = _copy_rate(min(args.seconds, 2.0))
-    figures.update(codec_figures(args.root))
+    figures.update(codec_figures(root))
     ratio = figures["pipeline_samples_per_s"] / figures["naive_samples_per_s"]
     print(
         f"pipeline / naive: {ratio:.2f}x; decode {figures['rle_decode_loop_us'] / figures['rle_decode_us']:.0f}x"
@@ -186,4 +197,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

@@ -1,11 +1,11 @@
 """What the driver's shard check (`data.shards.verify_shards`) costs, first run and stamped.
 
-    python -m data.bench_verify --shards results/shards/neu-seg
-    python -m data.bench_verify --simulate-gb 5 [--dir /tmp]
+    python -m data.bench_verify shards=results/shards/neu-seg
+    python -m data.bench_verify simulate_gb=5 [dir=/tmp]
 
-`--shards`: the train and val shards of a prepared set, as `search.run` checks them.
-`--simulate-gb N`: N GB of real Arrow IPC shards (256 MB each, random image bytes) written to
-a temporary folder under `--dir` and described by an in-memory manifest. The file system's
+`shards=`: the train and val shards of a prepared set, as `search.run` checks them.
+`simulate_gb=N`: N GB of real Arrow IPC shards (256 MB each, random image bytes) written to
+a temporary folder under `dir=` and described by an in-memory manifest. The file system's
 page cache holds what was just written (or read), so the first check measures hashing and
 Arrow parsing more than the disk; a cold cache adds the disk's read time.
 
@@ -16,16 +16,17 @@ printed is one JSON object with the figures.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from data.config import compose_schema, require, run_cli
 from data.shards import Manifest, ShardInfo, SplitInfo, read_manifest, verify_shards
 
 __all__ = ["main", "simulated_manifest", "timed_checks"]
@@ -92,18 +93,24 @@ def simulated_manifest(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data.bench_verify", description=__doc__)
-    parser.add_argument("--shards", help="a prepared shard set (its train and val splits)")
-    parser.add_argument("--simulate-gb", type=float, help="check N GB of simulated shards")
-    parser.add_argument("--dir", default=None, help="where simulated shards are written")
-    args = parser.parse_args(argv)
-    if not args.shards and not args.simulate_gb:
-        parser.error("give --shards URI and/or --simulate-gb N")
-    if args.simulate_gb is not None and args.simulate_gb <= 0:
-        parser.error(f"--simulate-gb {args.simulate_gb}: expected a positive number of GB")
+@dataclass
+class BenchVerifyConfig:
+    """`python -m data.bench_verify`'s keys: `shards`, `simulate_gb` or both."""
+
+    shards: str | None = None  # a prepared shard set (its train and val splits)
+    simulate_gb: float | None = None  # check N GB of simulated shards
+    dir: str | None = None  # where simulated shards are written (None: the system's temp)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = compose_schema(BenchVerifyConfig, argv, __doc__ or "")
+    require(
+        args.simulate_gb is None or args.simulate_gb > 0,
+        f"simulate_gb={args.simulate_gb}: expected a positive number of GB",
+    )
+    require(bool(args.shards or args.simulate_gb), "give shards=URI and/or simulate_gb=N")
     figures = {}
-    with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
+    with tempfile.TemporaryDirectory(dir=args.dir or None) as scratch:
         work = Path(scratch)
         if args.shards:
             manifest = read_manifest(args.shards)
@@ -120,4 +127,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

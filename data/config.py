@@ -24,6 +24,7 @@ __all__ = [
     "ConfigError",
     "HelpRequested",
     "compose",
+    "check_schema",
     "compose_schema",
     "schema_help",
     "compose_help",
@@ -120,17 +121,27 @@ def compose_schema(schema: type[T], argv: Sequence[str], usage: str) -> T:
     return OmegaConf.to_object(cfg)
 
 
-def _schema_error(exc: Exception, schema: type) -> str:
+def _schema_error(exc: Exception, schema: type, *, prefix: str = "", value: Any = None) -> str:
+    """One line for OmegaConf's/Hydra's complaint about a key of `schema`: the key (under
+    `prefix`), its value and what it should be (the valid keys or choices)."""
     import dataclasses
 
     text = f"{exc}\n{exc.__cause__ or ''}"
     key = re.search(r"full_key: (\S+)", text)
-    key_name = key.group(1) if key else "?"
-    value = re.search(r"override \S+?=(.*)$", str(exc), flags=re.MULTILINE)
-    shown = f"{key_name}={value.group(1)}" if value else key_name
+    key_name = prefix + (key.group(1) if key else "?")
+    given = re.search(r"override \S+?=(.*)$", str(exc), flags=re.MULTILINE)
+    if given:
+        shown = f"{key_name}={given.group(1)}"
+    else:
+        bad = re.search(r"Value '([^']*)'|Invalid value '([^']*)'", text)
+        shown = f"{key_name}={next(g for g in bad.groups() if g is not None)}" if bad else key_name
     valid = ", ".join(f.name for f in dataclasses.fields(schema))
     if re.search(r"Key '[^']+' not in|Could not override", text):
         return f"{key_name}: unknown key; valid keys: {valid}"
+    if "Missing mandatory value" in text:
+        return (
+            f"{key_name}: missing (every key of {prefix.rstrip('.') or 'the config'} is required)"
+        )
     choices = re.search(r"expected one of \[([^\]]*)\]", text)
     if choices:
         return f"{shown}: expected one of {choices.group(1)}"
@@ -140,8 +151,30 @@ def _schema_error(exc: Exception, schema: type) -> str:
     if kind:
         number = {"Integer": "a whole number (int)", "Float": "a number (float)"}
         return f"{shown}: expected {number.get(kind.group(1), kind.group(1))}"
+    if "Non optional field cannot be assigned None" in text:
+        return f"{key_name}=null: expected a value (it cannot be null)"
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return f"{shown}: {first}"
+
+
+def check_schema(schema: type, values: Any, *, prefix: str = "") -> dict[str, Any]:
+    """`values` (a mapping of a composed config) merged into the dataclass `schema`: every key
+    known, typed and within its enum, else ConfigError with one line naming `prefix`+key.
+
+    Returns plain containers, enums as their string values."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        checked = OmegaConf.merge(OmegaConf.structured(schema), values)
+        missing = sorted(OmegaConf.missing_keys(checked))
+        if missing:
+            raise ConfigError(
+                f"{prefix}{missing[0]}: missing (the {schema.__name__} keys are required)"
+            )
+        return OmegaConf.to_container(checked, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_schema_error(exc, schema, prefix=prefix)) from None
 
 
 def schema_help(schema: type, usage: str) -> str:

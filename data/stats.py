@@ -1,23 +1,26 @@
 """Dataset statistics: clean/defective counts, images per class, classes per image, areas.
 
-`python -m data.stats SHARDS` reads the shards (verifying each) and prints the figures per
-split and overall. `python -m data.stats --labels CSV` computes them from a labels file
-alone (Kaggle old-layout train.csv, or a per-class 0/1 flags CSV) when no images are at hand.
+    python -m data.stats shards=DIR_OR_URI [json=true]
+    python -m data.stats labels=CSV [json=true]
+
+`shards=` reads the shards (verifying each) and prints the figures per split and overall.
+`labels=` computes them from a labels file alone (Kaggle old-layout train.csv, or a
+per-class 0/1 flags CSV) when no images are at hand. `json=true` prints JSON instead.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from data import rle
+from data.config import ConfigError, compose_schema, require, run_cli
 
 __all__ = [
     "empty_prediction_score",
@@ -179,23 +182,32 @@ def format_stats(title: str, stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data.stats", description=__doc__)
-    parser.add_argument("shards", nargs="?", help="shard directory or URI (holds manifest.json)")
-    parser.add_argument("--labels", type=Path, help="a labels-only CSV instead of shards")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    args = parser.parse_args(argv)
-    if (args.shards is None) == (args.labels is None):
-        parser.error("give either SHARDS or --labels CSV")
+@dataclass
+class StatsConfig:
+    """`python -m data.stats`'s keys: one of `shards` and `labels`."""
+
+    shards: str | None = None  # a shard directory or URI (holds manifest.json)
+    labels: str | None = None  # a labels-only CSV instead of shards
+    json: bool = False  # print JSON instead of text
+
+
+def main(argv: Sequence[str]) -> int:
+    args = compose_schema(StatsConfig, argv, __doc__ or "")
+    require(
+        bool(args.shards) != bool(args.labels),
+        f"shards={args.shards}, labels={args.labels}: give either shards=DIR_OR_URI or labels=CSV",
+    )
     try:
-        if args.labels is not None:
-            presence, areas, names = labels_from_csv(args.labels)
+        if args.labels:
+            presence, areas, names = labels_from_csv(Path(args.labels))
             result = {"all": label_stats(presence, areas, names)}
         else:
             result = shard_stats(args.shards)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        key, value = ("labels", args.labels) if args.labels else ("shards", args.shards)
+        raise ConfigError(f"{key}={value}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # ShardError and the CSV's errors name the file and row
+        raise ConfigError(str(exc)) from None
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -204,4 +216,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

@@ -1,8 +1,9 @@
 """Seconds per training step of one architecture, for a few batch sizes.
 
-    python -m models.bench_step [--model unet] [--hparam filters=64 ...] [--filters 8 16 ...]
-        [--size 32 | --size 256x1600] [--batches 8 16] [--threads 1] [--steps 3]
-        [--precision float32|auto|mixed_bfloat16|...] [--backend tensorflow|jax]
+    python -m models.bench_step [model=unet] ['hparam={filters:64,depth:5}'] ['filters=[8,16]']
+        [size=32 | size=256x1600] ['batches=[8,16]'] [threads=1] [steps=3]
+        [precision=float32|auto|mixed_float16|mixed_bfloat16] [backend=tensorflow|jax]
+        [concurrent=1]
 
 Random inputs and masks at H x W, Adam, BCE; the first step (tracing, XLA compilation) is
 timed apart from the median of the rest. Each line is JSON: seconds per step, images/s, the
@@ -10,20 +11,23 @@ peak device memory (GPU; null on a CPU) and the process's peak host memory. This
 tells whether a model's step cost follows the pixels it sees or its parameter count (the
 search's embedded default is sized by it), and what a GPU trial of a model costs.
 
-`--filters 8 16 32 64` runs each value in its own process, so every peak is that model's
-alone. The processes compile at once and then take turns to time their steps, so compile
-time (about a minute each at 256x1600 on a GPU) overlaps while no two timings do.
-`--concurrent N` runs N copies of one model at once and times them together: the packing
-of N trials on one device (`gpus_per_trial=1/N`); a last line gives their summed images/s.
-`--backend` re-runs the command under that Keras backend (`KERAS_BACKEND`); on a machine
-without TensorFlow, set `KERAS_BACKEND=jax` yourself, since Keras loads its backend when
-`models` is imported. Child processes grow device memory as they need it (JAX's
+`hparam={KEY:VALUE,...}` is the model's hyperparameters, replacing the default
+`{filters:64}` as a whole. Quote list and mapping values in a shell (`'filters=[8,16]'`):
+unquoted, the shell expands the braces and may glob the brackets.
+
+`filters=[8,16,32,64]` runs each value in its own process (added to `hparam`), so every peak
+is that model's alone. The processes compile at once and then take turns to time their
+steps, so compile time (about a minute each at 256x1600 on a GPU) overlaps while no two
+timings do. `concurrent=N` runs N copies of one model at once and times them together: the
+packing of N trials on one device (`gpus_per_trial=1/N`); a last line gives their summed
+images/s. `backend=` re-runs the command under that Keras backend (`KERAS_BACKEND`); on a
+machine without TensorFlow, set `KERAS_BACKEND=jax` yourself, since Keras loads its backend
+when `models` is imported. Child processes grow device memory as they need it (JAX's
 preallocation and TensorFlow's grab-all are turned off), so they can share one GPU.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import json
@@ -35,31 +39,61 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main", "step_seconds"]
+from data.config import compose_schema, require, run_cli
+from models.precision import PRECISION_CHOICES
+
+__all__ = ["BenchStepConfig", "main", "parse_size", "step_seconds"]
+
+DEFAULT_HPARAMS = {"filters": 64}
+# The parent's barrier for its child processes (see _Sync), as JSON in their environment.
+SYNC_ENV = "BENCH_STEP_SYNC"
+# The keys the parent decides for each child process (one filters value, the backend).
+_PARENT_KEYS = ("filters", "backend", "concurrent")
 
 
-def _value(text: str) -> int | float | str:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+class Backend(StrEnum):
+    tensorflow = "tensorflow"
+    jax = "jax"
 
 
-def _size(text: str) -> tuple[int, int]:
-    """`32` (square) or `256x1600` (height x width)."""
-    parts = text.lower().split("x")
+# auto: what a trial would pick on this machine; or a policy.
+Precision = StrEnum("Precision", {name: name for name in PRECISION_CHOICES})
+
+
+@dataclass
+class BenchStepConfig:
+    """`python -m models.bench_step`'s keys (see the module docstring)."""
+
+    model: str = "unet"
+    hparam: Any = None  # a mapping {key: value}; None: DEFAULT_HPARAMS
+    size: str = "32x32"  # N (square) or HxW
+    filters: list[int] = field(default_factory=list)  # each value in its own process
+    concurrent: int = 1  # N processes of one model timed at once
+    backend: Backend | None = None  # None: the backend Keras loaded
+    batches: list[int] = field(default_factory=lambda: [8, 16])
+    threads: int = 1
+    steps: int = 3
+    precision: Precision = Precision["float32"]
+
+
+def parse_size(text: str, key: str = "size") -> tuple[int, int]:
+    """`32` (square) or `256x1600` (height x width); ConfigError naming `key` otherwise."""
+    parts = str(text).lower().split("x")
     try:
         sides = tuple(int(p) for p in parts)
     except ValueError:
         sides = ()
     if len(sides) == 1:
         sides = sides * 2
-    if len(sides) != 2 or min(sides) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected N or HxW with positive integers")
+    require(
+        len(sides) == 2 and min(sides) >= 1,
+        f"{key}={text}: expected N or HxW with positive integers",
+    )
     return sides
 
 
@@ -77,7 +111,7 @@ def _reset_peak() -> None:
 def device_memory() -> tuple[str, float | None]:
     """The accelerator's name and its peak memory in MiB (None on a CPU).
 
-    Under JAX the peak cannot be reset: it is the process's, so `--filters` runs each model
+    Under JAX the peak cannot be reset: it is the process's, so `filters=` runs each model
     in its own process.
     """
     import keras
@@ -190,6 +224,19 @@ class _Sync:
     def __init__(self, folder: str, rank: int, world: int, turns: bool) -> None:
         self.folder, self.rank, self.world, self.turns = Path(folder), rank, world, turns
 
+    @classmethod
+    def from_env(cls) -> _Sync | None:
+        """The parent's barrier, in a child process (`SYNC_ENV` set); None in the parent."""
+        text = os.environ.get(SYNC_ENV)
+        if not text:
+            return None
+        spec = json.loads(text)
+        return cls(spec["folder"], spec["rank"], spec["world"], spec["turns"])
+
+    def to_env(self) -> str:
+        folder, rank, world, turns = str(self.folder), self.rank, self.world, self.turns
+        return json.dumps({"folder": folder, "rank": rank, "world": world, "turns": turns})
+
     def __call__(self) -> object:
         (self.folder / f"ready.{self.rank}").touch()
         deadline = time.monotonic() + 1800
@@ -213,76 +260,58 @@ class _Turn:
         self.handle.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.bench_step", description=__doc__)
-    parser.add_argument("--model", default="unet")
-    parser.add_argument("--hparam", nargs="*", default=["filters=64"], metavar="KEY=VALUE")
-    parser.add_argument("--size", type=_size, default=(32, 32), help="N or HxW")
-    parser.add_argument(
-        "--filters",
-        type=int,
-        nargs="+",
-        help="one line per value (added to --hparam), each in its own process",
+def _hparams(value: Any) -> dict[str, Any]:
+    if value is None:
+        return dict(DEFAULT_HPARAMS)
+    require(
+        isinstance(value, dict),
+        f"hparam={value}: expected a mapping such as 'hparam={{filters:64,depth:5}}'",
     )
-    parser.add_argument(
-        "--concurrent",
-        type=int,
-        default=1,
-        help="N processes of one model timed at once (packing N trials on one device)",
+    return dict(value)
+
+
+def _check(args: BenchStepConfig) -> None:
+    require(args.steps >= 1, f"steps={args.steps}: expected at least 1")
+    require(args.concurrent >= 1, f"concurrent={args.concurrent}: expected at least 1")
+    require(
+        bool(args.batches) and min(args.batches) >= 1,
+        f"batches={args.batches}: expected one or more batch sizes >= 1",
     )
-    parser.add_argument("--backend", choices=("tensorflow", "jax"), help="the Keras backend")
-    # Set by the parent for its child processes (see _Sync).
-    parser.add_argument("--sync", help=argparse.SUPPRESS)
-    parser.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--world", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--turns", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--batches", type=int, nargs="+", default=[8, 16])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument(
-        "--precision",
-        default="float32",
-        help="auto | float32 | mixed_float16 | mixed_bfloat16 (auto: what a trial would pick here)",
+    require(
+        args.concurrent == 1 or len(args.filters) <= 1,
+        f"filters={args.filters}: concurrent={args.concurrent} packs copies of one model, "
+        "give one filters value",
     )
-    args = parser.parse_args(argv)
-    hparams = {}
-    for item in args.hparam:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--hparam {item!r}: expected KEY=VALUE")
-        hparams[key] = _value(text)
-    if args.steps < 1:
-        parser.error(f"--steps {args.steps}: expected at least 1")
-    if args.concurrent < 1:
-        parser.error(f"--concurrent {args.concurrent}: expected at least 1")
-    if args.concurrent > 1 and args.filters and len(args.filters) > 1:
-        parser.error("--concurrent packs copies of one model: give one --filters value")
-    if args.concurrent > 1 and len(args.batches) > 1:
-        parser.error("--concurrent times one batch size: give one --batches value")
-    argv = list(sys.argv[1:] if argv is None else argv)
+    require(
+        args.concurrent == 1 or len(args.batches) == 1,
+        f"batches={args.batches}: concurrent={args.concurrent} times one batch size, "
+        "give one batches value",
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    args = compose_schema(BenchStepConfig, argv, __doc__ or "")
+    hparams = _hparams(args.hparam)
+    size = parse_size(args.size)
+    _check(args)
     import keras
 
-    backend = args.backend or keras.backend.backend()
-    many = (args.filters and len(args.filters) > 1) or args.concurrent > 1
-    if args.sync is None and (many or backend != keras.backend.backend()):
+    backend = args.backend.value if args.backend is not None else keras.backend.backend()
+    sync = _Sync.from_env()
+    many = len(args.filters) > 1 or args.concurrent > 1
+    if sync is None and (many or backend != keras.backend.backend()):
         return _in_children(argv, args.filters or [None], backend, args.concurrent)
     if args.filters:
         hparams["filters"] = args.filters[0]
     threads = _set_threads(args.threads)
     from models.precision import resolve_precision
 
-    try:
-        precision = resolve_precision(args.precision)
-    except ValueError as exc:
-        parser.error(f"--precision {args.precision!r}: {exc}")
-    sync = None
-    if args.sync is not None:
-        sync = _Sync(args.sync, args.rank, args.world, args.turns)
+    precision = resolve_precision(args.precision.value)
     for index, batch in enumerate(args.batches):
         result = step_seconds(
             args.model,
             hparams,
-            size=args.size,
+            size=size,
             batch=batch,
             steps=args.steps,
             precision=precision,
@@ -293,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         line = {
             "model": args.model,
             **hparams,
-            "size": f"{args.size[0]}x{args.size[1]}",
+            "size": f"{size[0]}x{size[1]}",
             "batch": batch,
             "threads": threads,
             "precision": precision,
@@ -326,11 +355,11 @@ def _set_threads(threads: int) -> int | None:
 
 
 def _in_children(
-    argv: list[str], filters: Sequence[int | None], backend: str, concurrent: int
+    argv: Sequence[str], filters: Sequence[int | None], backend: str, concurrent: int
 ) -> int:
     """Run the command in fresh processes on `backend`: one per filters value, taking turns
     to time, or `concurrent` copies of one model timed at once. Prints their lines in order."""
-    base = _without(_without(_without(argv, "--filters"), "--backend"), "--concurrent")
+    base = [a for a in argv if a.split("=", 1)[0].lstrip("+~") not in _PARENT_KEYS]
     env = {
         **os.environ,
         "KERAS_BACKEND": backend,
@@ -338,14 +367,12 @@ def _in_children(
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
         "TF_FORCE_GPU_ALLOW_GROWTH": "true",
     }
-    runs = [[] if v is None else ["--filters", str(v)] for v in filters] * concurrent
-    turns = ["--turns"] if concurrent == 1 else []
+    runs = [[] if v is None else [f"filters=[{v}]"] for v in filters] * concurrent
     with tempfile.TemporaryDirectory(prefix="bench_step.") as folder:
         children = [
             subprocess.Popen(
-                [sys.executable, "-m", "models.bench_step", *base, *extra, "--backend", backend]
-                + ["--sync", folder, "--rank", str(rank), "--world", str(len(runs)), *turns],
-                env=env,
+                [sys.executable, "-m", "models.bench_step", *base, *extra, f"backend={backend}"],
+                env={**env, SYNC_ENV: _Sync(folder, rank, len(runs), concurrent == 1).to_env()},
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -387,21 +414,5 @@ def _in_children(
     return 0
 
 
-def _without(argv: Sequence[str], option: str) -> list[str]:
-    """argv less `option` and the values that follow it (up to the next --flag)."""
-    kept, skipping = [], False
-    for arg in argv:
-        if arg.startswith(option + "="):
-            continue
-        if arg == option:
-            skipping = True
-            continue
-        if skipping and not arg.startswith("--"):
-            continue
-        skipping = False
-        kept.append(arg)
-    return kept
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

@@ -1,16 +1,18 @@
 """Print every architecture's parameter count as a markdown table (the README's table).
 
-    python -m models.params [--num-classes 4]
+    python -m models.params [num_classes=4]
 
 Counts do not depend on H x W, so the models are built with (None, None, 1) inputs.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from data.config import compose_schema, require, run_cli
 
 __all__ = ["PARAM_TABLE_CONFIGS", "count_params", "param_rows", "param_table"]
 
@@ -70,16 +72,19 @@ def param_table(
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m models.params", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--num-classes", type=int, default=4, help="output classes (Severstal: 4)")
-    args = parser.parse_args(argv)
-    if args.num_classes < 1:
-        parser.error(f"--num-classes must be a positive int, got {args.num_classes}")
+@dataclass
+class ParamsConfig:
+    """`python -m models.params`'s keys."""
+
+    num_classes: int = 4  # output classes (Severstal: 4)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = compose_schema(ParamsConfig, argv, __doc__ or "")
+    require(args.num_classes >= 1, f"num_classes={args.num_classes}: must be a positive int")
     print(param_table(num_classes=args.num_classes))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -10,11 +10,16 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from data.config import ConfigError, compose, require
+from omegaconf import MISSING
+
+from data.config import ConfigError, check_schema, compose, require
 from data.reader import CROP_MODES
+from models.precision import PRECISION_CHOICES
 from search.lock import HEARTBEAT_S
 from search.records import EXPERIMENT_FILE, RecordError, read_experiment
 from search.spaces import apply_model_defaults, grid_points, to_container, validate_space
@@ -34,6 +39,56 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 BACKENDS = ("tensorflow", "jax")
 RESUME = ("auto", "never")
+Optimizer = StrEnum("Optimizer", {name: name for name in OPTIMIZERS})
+LRSchedule = StrEnum("LRSchedule", {name: name for name in LR_SCHEDULES})
+Backend = StrEnum("Backend", {name: name for name in BACKENDS})
+Resume = StrEnum("Resume", {name: name for name in RESUME})
+CropMode = StrEnum("CropMode", {name: name for name in CROP_MODES})
+Precision = StrEnum("Precision", {name: name for name in PRECISION_CHOICES})
+
+
+@dataclass
+class TrainSchema:
+    """`train.*` (search/conf/train/<dataset>.yaml documents each key): types and choices.
+
+    Every key is required, so a training file that forgets one fails by name; ranges that a
+    type cannot say (epochs >= 1, a crop of two positive sides) are `validate_train`'s."""
+
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    learning_rate: float = MISSING
+    lr_schedule: LRSchedule = MISSING
+    optimizer: Optimizer = MISSING
+    crop: list[int] | None = MISSING
+    crop_mode: CropMode = MISSING
+    flip: bool = MISSING
+    limit_train: int | None = MISSING
+    limit_val: int | None = MISSING
+    precision: Precision = MISSING
+    backend: Backend = MISSING
+    model_defaults: dict[str, Any] = MISSING
+
+
+@dataclass
+class TopSchema:
+    """The top-level keys of search/conf/config.yaml that are plain values (the groups and
+    `reuse_actors`, which is auto, true or false, are checked by `validate`)."""
+
+    experiment: str | None = MISSING
+    results_dir: str = MISSING
+    shards: str | None = MISSING
+    seed: int = MISSING
+    resume: Resume = MISSING
+    retry_errored: bool = MISSING
+    keep_checkpoints: int = MISSING
+    prune_checkpoints: bool = MISSING
+    max_failures: int = MISSING
+    promote: bool = MISSING
+    lock_stale_s: float = MISSING
+    console_interval_s: float = MISSING
+    smoke: bool = MISSING
+
+
 # Settings whose change makes a different experiment; the rest (console, promote, cluster
 # sizing) may change between a run and its resume.
 IDENTITY_KEYS = ("space", "dataset", "train", "searcher", "scheduler", "seed", "shards")
@@ -61,6 +116,9 @@ def resolved_config(argv: Sequence[str]) -> dict[str, Any]:
         "train.model_defaults is missing from the training defaults: add `model_defaults: {}` "
         "(see search/conf/train/severstal.yaml)",
     )
+    cfg["train"] = check_schema(TrainSchema, cfg["train"], prefix="train.")
+    top = {k: cfg[k] for k in (f.name for f in fields(TopSchema))}
+    cfg.update(check_schema(TopSchema, top))
     cfg["space"] = apply_model_defaults(cfg["space"], cfg["train"]["model_defaults"])
     return cfg
 
@@ -97,48 +155,18 @@ def _optional_int(value: Any, key: str) -> None:
 
 
 def validate_train(train: Mapping[str, Any]) -> None:
-    from models import PRECISION_CHOICES
-
+    """The ranges of `train.*` (TrainSchema has checked the types and choices)."""
     _positive_int(train["epochs"], "train.epochs")
     _positive_int(train["batch_size"], "train.batch_size")
     rate = train["learning_rate"]
-    require(
-        isinstance(rate, int | float) and not isinstance(rate, bool) and 0 < rate < math.inf,
-        f"train.learning_rate={rate!r}: expected a positive number",
-    )
-    require(
-        train["optimizer"] in OPTIMIZERS,
-        f"train.optimizer={train['optimizer']!r}: expected one of {', '.join(OPTIMIZERS)}",
-    )
-    require(
-        train["backend"] in BACKENDS,
-        f"train.backend={train['backend']!r}: expected one of {', '.join(BACKENDS)}",
-    )
-    require(
-        train["lr_schedule"] in LR_SCHEDULES,
-        f"train.lr_schedule={train['lr_schedule']!r}: expected one of {', '.join(LR_SCHEDULES)}",
-    )
+    require(0 < rate < math.inf, f"train.learning_rate={rate!r}: expected a positive number")
     crop = train["crop"]
     require(
-        crop is None
-        or (
-            isinstance(crop, list)
-            and len(crop) == 2
-            and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in crop)
-        ),
+        crop is None or (len(crop) == 2 and all(c > 0 for c in crop)),
         f"train.crop={crop!r}: expected null or [height, width] with positive integers",
     )
-    require(
-        train["crop_mode"] in CROP_MODES,
-        f"train.crop_mode={train['crop_mode']!r}: expected one of {', '.join(CROP_MODES)}",
-    )
-    require(isinstance(train["flip"], bool), f"train.flip={train['flip']!r}: expected true/false")
     _optional_int(train["limit_train"], "train.limit_train")
     _optional_int(train["limit_val"], "train.limit_val")
-    require(
-        train["precision"] in PRECISION_CHOICES,
-        f"train.precision={train['precision']!r}: expected one of {', '.join(PRECISION_CHOICES)}",
-    )
 
 
 def validate_cluster(cluster: Mapping[str, Any]) -> None:
@@ -194,12 +222,9 @@ def validate_search(cfg: Mapping[str, Any]) -> None:
 
 
 def validate_top(cfg: Mapping[str, Any]) -> None:
-    require(cfg["resume"] in RESUME, f"resume={cfg['resume']!r}: expected one of auto, never")
     _positive_int(cfg["seed"], "seed", minimum=0)
     _positive_int(cfg["keep_checkpoints"], "keep_checkpoints")
     _positive_int(cfg["max_failures"], "max_failures", minimum=0)
-    for key in ("promote", "retry_errored", "prune_checkpoints"):
-        require(isinstance(cfg[key], bool), f"{key}={cfg[key]!r}: expected true or false")
     reuse = cfg["reuse_actors"]
     require(
         reuse in ("auto", True, False),
@@ -213,19 +238,13 @@ def validate_top(cfg: Mapping[str, Any]) -> None:
     )
     stale = cfg["lock_stale_s"]
     require(
-        isinstance(stale, int | float) and not isinstance(stale, bool) and stale > HEARTBEAT_S,
+        stale > HEARTBEAT_S,
         f"lock_stale_s={stale!r}: expected a number of seconds above the {HEARTBEAT_S:g} s "
         "heartbeat",
     )
     interval = cfg["console_interval_s"]
-    require(
-        isinstance(interval, int | float) and not isinstance(interval, bool) and interval >= 0,
-        f"console_interval_s={interval!r}: expected a number of seconds >= 0",
-    )
-    require(
-        isinstance(cfg["results_dir"], str) and bool(cfg["results_dir"]),
-        f"results_dir={cfg['results_dir']!r}: expected a folder",
-    )
+    require(interval >= 0, f"console_interval_s={interval!r}: expected a number of seconds >= 0")
+    require(bool(cfg["results_dir"]), f"results_dir={cfg['results_dir']!r}: expected a folder")
 
 
 def validate(cfg: Mapping[str, Any]) -> None:

@@ -6,9 +6,11 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from data import rle
-from data.bench import HEIGHT, WIDTH, codec_figures, naive_batches, paper_rle_decode
+from data.bench import HEIGHT, WIDTH, codec_figures, main, naive_batches, paper_rle_decode
+from data.config import ConfigError
 
 
 def test_paper_decoder_matches_the_codec_on_real_rows(severstal_sample: Path) -> None:
@@ -36,3 +38,16 @@ def test_codec_figures_are_positive(severstal_sample: Path) -> None:
         "rle_encode_loop_us",
     }
     assert all(v > 0 for v in figures.values())
+
+
+def test_cli_refuses_a_folder_without_kaggle_files_and_bad_numbers(
+    severstal_sample: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="^root=.*: expected a Kaggle folder with train.csv"):
+        main([f"root={tmp_path}"])
+    with pytest.raises(ConfigError, match="batch_size=0: must be >= 1"):
+        main([f"root={severstal_sample}", "batch_size=0"])
+    with pytest.raises(ConfigError, match="seconds=0.0: must be > 0"):
+        main([f"root={severstal_sample}", "seconds=0"])
+    with pytest.raises(ConfigError, match="batch-size: unknown key; valid keys: root, seconds"):
+        main(["batch-size=8"])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from data.bench_verify import main, simulated_manifest, timed_checks
+from data.config import ConfigError
 from data.shards import ShardError, verify_shards
 
 
@@ -39,9 +40,12 @@ def test_cli_prints_json_last_and_refuses_no_work(neu_seg: Path, tmp_path: Path,
         ["dataset=neu-seg", f"dataset.root={neu_seg}", "dataset.max_images=40"],
     )
     prepare(cfg.dataset, out=str(tmp_path / "shards"))
-    assert main(["--shards", str(tmp_path / "shards")]) == 0
+    assert main([f"shards={tmp_path / 'shards'}", f"dir={tmp_path}"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["shards"]["shards"] >= 2 and figures["shards"]["stamped_hashed"] == 0
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="give shards=URI and/or simulate_gb=N"):
         main([])
-    assert "give --shards URI and/or --simulate-gb N" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="simulate_gb=-1.0: expected a positive number"):
+        main(["simulate_gb=-1"])
+    with pytest.raises(ConfigError, match="simulate_gb=lots: expected a number"):
+        main(["simulate_gb=lots"])

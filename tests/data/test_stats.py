@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from data.config import ConfigError
 from data.prepare import prepare
 from data.stats import label_stats, labels_from_csv, main, shard_stats, stats_from_rles
 
@@ -77,20 +79,35 @@ def test_sample_shards_agree_with_the_flags(
 
 
 def test_cli_prints_the_figures(severstal_labels: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--labels", str(severstal_labels / "defect_flags_12568.csv")]) == 0
+    assert main([f"labels={severstal_labels / 'defect_flags_12568.csv'}"]) == 0
     text = capsys.readouterr().out
     assert "images 12568  defective 6666  clean 5902" in text
     assert "images per class: 1: 897  2: 247  3: 5150  4: 801" in text
     assert "images with n classes: 1: 6239" in text
 
 
-def test_cli_names_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(tmp_path)]) == 2
-    assert "manifest.json: no manifest" in capsys.readouterr().err
+def test_cli_prints_json_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flags = tmp_path / "flags.csv"
+    flags.write_text("ImageId_ClassId,1,2\na.jpg,1,0\nb.jpg,0,0\n")
+    assert main([f"labels={flags}", "json=true"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert (figures["all"]["defective"], figures["all"]["clean"]) == (1, 1)
+
+
+def test_cli_names_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="manifest.json: no manifest"):
+        main([f"shards={tmp_path}"])
     new_layout = tmp_path / "train.csv"
     new_layout.write_text("ImageId,ClassId,EncodedPixels\na.jpg,1,1 2\n")
-    assert main(["--labels", str(new_layout)]) == 2
-    assert "omits clean images" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="omits clean images"):
+        main([f"labels={new_layout}"])
+    with pytest.raises(ConfigError, match=r"^labels=.*nope.csv: No such file"):
+        main([f"labels={tmp_path / 'nope.csv'}"])
+    for argv in ([], [f"shards={tmp_path}", f"labels={new_layout}"]):
+        with pytest.raises(ConfigError, match="give either shards=DIR_OR_URI or labels=CSV"):
+            main(argv)
+    with pytest.raises(ConfigError, match="json=maybe: expected true or false"):
+        main([f"labels={new_layout}", "json=maybe"])
 
 
 def test_empty_prediction_score_is_the_metric_of_an_all_empty_prediction(tmp_path: Path) -> None:

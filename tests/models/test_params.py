@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from data.config import ConfigError
 from models.params import PARAM_TABLE_CONFIGS, count_params, main, param_table
 
 
@@ -24,7 +25,7 @@ def test_params_rise_with_alpha() -> None:
     assert counts == sorted(counts) and len(set(counts)) == 4
 
 
-def test_table_covers_the_issue_grid_and_prints_markdown(capsys) -> None:
+def test_table_covers_the_issue_grid_and_prints_markdown() -> None:
     assert [(n, h) for n, h in PARAM_TABLE_CONFIGS if n == "deeplabv3plus"] == [
         ("deeplabv3plus", {"alpha": a}) for a in (0.1, 0.25, 0.5, 0.75)
     ]
@@ -43,6 +44,7 @@ def test_table_covers_the_issue_grid_and_prints_markdown(capsys) -> None:
         lines[2] == "| unet | filters=8, activation=relu, depth=5, batch_norm=False | 1,944,772 |"
     )
     assert lines[3].startswith("| deeplabv3plus | alpha=0.1, aspp_filters=256 | ")
-    with pytest.raises(SystemExit):
-        main(["--num-classes", "0"])
-    assert "--num-classes must be a positive int" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="num_classes=0: must be a positive int"):
+        main(["num_classes=0"])
+    with pytest.raises(ConfigError, match="num_classes=four: expected a whole number"):
+        main(["num_classes=four"])

@@ -110,18 +110,3 @@ def test_promotion_predicts_in_ray_tasks_and_scores_as_in_process(
     assert metrics["ensemble"]["test"] == inline["ensemble"]["test"]
     # The work folder (splits and levels on disk) is gone.
     assert not list(folder.glob("promotion.work-*"))
-
-
-def test_bench_promote_runs_the_driver_stages_and_reports_memory(capsys) -> None:
-    from search import bench_promote
-
-    argv = ["--val", "6", "--test", "7", "--models", "2", "--size", "40x64", "--classes", "2"]
-    assert bench_promote.main(argv) == 0
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (line["val"], line["test"], line["models"], line["size"]) == (6, 7, 2, "40x64")
-    assert line["peak_anon_mib"] >= line["anon_before_mib"] > 0
-    assert line["peak_rss_mib"] >= line["peak_anon_mib"]
-    assert 0.0 <= line["ensemble_test_tuned"] <= 1.0 and line["ensemble_members"] >= 1
-    with pytest.raises(SystemExit):
-        bench_promote.main(["--models", "0"])
-    assert "--models 0: expected at least 1" in capsys.readouterr().err
