@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from types import UnionType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -151,6 +152,8 @@ def _schema_error(exc: Exception, schema: type, *, prefix: str = "", value: Any 
     if kind:
         number = {"Integer": "a whole number (int)", "Float": "a number (float)"}
         return f"{shown}: expected {number.get(kind.group(1), kind.group(1))}"
+    if "is not a ListConfig, list or tuple" in text:
+        return f"{shown}: expected a list, e.g. {key_name}=[...] (quoted in a shell)"
     if "Non optional field cannot be assigned None" in text:
         return f"{key_name}=null: expected a value (it cannot be null)"
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
@@ -177,6 +180,21 @@ def check_schema(schema: type, values: Any, *, prefix: str = "") -> dict[str, An
         raise ConfigError(_schema_error(exc, schema, prefix=prefix)) from None
 
 
+def _type_names(kind: Any) -> list[str]:
+    """How `--help` names a field's type: an enum's choices, a union's members, int, str..."""
+    import enum
+    import typing
+
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return [str(m.value) for m in kind]
+    members = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, UnionType) else ()
+    if members:
+        return [name for member in members for name in _type_names(member)]
+    if kind is type(None):
+        return ["null"]
+    return [getattr(kind, "__name__", None) or str(kind).replace("typing.", "")]
+
+
 def schema_help(schema: type, usage: str) -> str:
     """`--help` of a schema command: usage, then every key with its type and default."""
     import dataclasses
@@ -186,11 +204,7 @@ def schema_help(schema: type, usage: str) -> str:
     hints = typing.get_type_hints(schema)
     lines = [usage.strip(), "", "keys (key=value) and their defaults:"]
     for field in dataclasses.fields(schema):
-        kind = hints[field.name]
-        if isinstance(kind, type) and issubclass(kind, enum.Enum):
-            kind_text = " | ".join(str(m.value) for m in kind)
-        else:
-            kind_text = getattr(kind, "__name__", str(kind).replace("typing.", ""))
+        kind_text = " | ".join(_type_names(hints[field.name]))
         if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             default = "(no default)"
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -87,18 +87,21 @@ class Schema:
     rate: float = 0.5
     flag: bool = False
     mode: Mode = Mode.fast
+    sizes: list[int] = field(default_factory=list)
+    level: Mode | None = None
 
 
 def test_a_schema_command_checks_types_choices_and_required_keys() -> None:
     got = compose_schema(Schema, ["name=a", "count=5", "flag=true", "mode=exact"], "usage")
-    assert got == Schema(name="a", count=5, rate=0.5, flag=True, mode=Mode.exact)
+    assert got == Schema(name="a", count=5, rate=0.5, flag=True, mode=Mode.exact, sizes=[])
     assert isinstance(got, Schema) and got.mode is Mode.exact
     bad = {
         "count=two": "count=two: expected a whole number (int)",
         "rate=x": "rate=x: expected a number (float)",
         "flag=maybe": "flag=maybe: expected true or false",
         "mode=slow": "mode=slow: expected one of fast, exact",
-        "colour=red": "colour: unknown key; valid keys: name, count, rate, flag, mode",
+        "colour=red": "colour: unknown key; valid keys: name, count, rate, flag, mode, sizes, level",
+        "sizes=8": "sizes=8: expected a list, e.g. sizes=[...] (quoted in a shell)",
         "loose": "argument 'loose' is not of the form key=value",
     }
     for arg, message in bad.items():
@@ -111,3 +114,4 @@ def test_a_schema_command_checks_types_choices_and_required_keys() -> None:
         compose_schema(Schema, ["--help"], "usage: tool")
     assert "name=... (required)  [str]" in shown.value.text
     assert "mode='fast'  [fast | exact]" in shown.value.text
+    assert "level=None  [fast | exact | null]" in shown.value.text
