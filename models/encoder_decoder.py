@@ -12,7 +12,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from models.blocks import conv_block
+from models.blocks import conv_block, mcad_bridge
 from models.layers import CropToMatch, PadToMultiple
 from models.outputs import logits_head
 
@@ -59,3 +59,34 @@ def build_encoder_decoder(
     x = CropToMatch(name="crop")([x, inputs])
     outputs = logits_head(x, num_classes=num_classes, prior=output_prior)
     return keras.Model(inputs, outputs, name=name)
+
+
+def build_mcad_unet(
+    encoder_block: Callable[..., object],
+    *,
+    name: str,
+    input_shape: tuple[int | None, int | None, int],
+    num_classes: int,
+    filters: int,
+    depth: int,
+    mcad: str,
+    activation: str,
+    batch_norm: bool,
+    output_prior: float,
+) -> keras.Model:
+    """The paper's MCAD U-Nets: `encoder_block` per stage, MCAD (`mcad` variant) as the
+    bridge, the U-Net decoder in `activation` (with batch norm when `batch_norm`)."""
+    from functools import partial
+
+    return build_encoder_decoder(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        filters=filters,
+        depth=depth,
+        encoder_block=encoder_block,
+        bridge=partial(mcad_bridge, variant=mcad, activation=activation),
+        decoder_activation=activation,
+        decoder_batch_norm=batch_norm,
+        output_prior=output_prior,
+        name=name,
+    )

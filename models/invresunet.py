@@ -6,8 +6,8 @@ from functools import partial
 
 import keras
 
-from models.blocks import inverted_residual_block, mcad_bridge
-from models.encoder_decoder import build_encoder_decoder
+from models.blocks import inverted_residual_block
+from models.encoder_decoder import build_mcad_unet
 from models.hparams import UNET_FAMILY_HPARAMS, HParam, mcad_hparam
 
 __all__ = ["HPARAMS", "build_invresunet"]
@@ -50,17 +50,17 @@ def build_invresunet(
     output_prior: float,
 ) -> keras.Model:
     """Two inverted-residual blocks per encoder stage, MCAD as the bridge, unet's decoder."""
-    return build_encoder_decoder(
+    return build_mcad_unet(
+        partial(_inverted_stage, expansion=expansion),
+        name="invresunet",
         input_shape=input_shape,
         num_classes=num_classes,
         filters=filters,
         depth=depth,
-        encoder_block=partial(_inverted_stage, expansion=expansion),
-        bridge=partial(mcad_bridge, variant=mcad, activation=activation),
-        decoder_activation=activation,
-        decoder_batch_norm=batch_norm,
+        mcad=mcad,
+        activation=activation,
+        batch_norm=batch_norm,
         output_prior=output_prior,
-        name="invresunet",
     )
 
 

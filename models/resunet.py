@@ -6,8 +6,8 @@ from functools import partial
 
 import keras
 
-from models.blocks import ACTIVATIONS, mcad_bridge, residual_block
-from models.encoder_decoder import build_encoder_decoder
+from models.blocks import ACTIVATIONS, residual_block
+from models.encoder_decoder import build_mcad_unet
 from models.hparams import UNET_FAMILY_HPARAMS, HParam, mcad_hparam
 
 __all__ = ["HPARAMS", "build_resunet"]
@@ -42,15 +42,15 @@ def build_resunet(
     output_prior: float,
 ) -> keras.Model:
     """Residual blocks in the encoder, MCAD as the bridge, unet's decoder (`batch_norm` applies there)."""
-    return build_encoder_decoder(
+    return build_mcad_unet(
+        partial(residual_block, activation=activation),
+        name="resunet",
         input_shape=input_shape,
         num_classes=num_classes,
         filters=filters,
         depth=depth,
-        encoder_block=partial(residual_block, activation=activation),
-        bridge=partial(mcad_bridge, variant=mcad, activation=activation),
-        decoder_activation=activation,
-        decoder_batch_norm=batch_norm,
+        mcad=mcad,
+        activation=activation,
+        batch_norm=batch_norm,
         output_prior=output_prior,
-        name="resunet",
     )

@@ -55,6 +55,16 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def head_flags(port: int, temp: str, client_port: int) -> list[str]:
+    """`ray start` flags of a head node on `port` with its own temp dir and client port."""
+    return [
+        "--head",
+        f"--port={port}",
+        f"--temp-dir={temp}",
+        f"--ray-client-server-port={client_port}",
+    ]
+
+
 def ray_start(*args: str, env: dict[str, str], cpus: float = 2, gpus: float = 1) -> None:
     agent, grpc, runtime, metrics = free_ports(4)
     done = subprocess.run(

@@ -87,10 +87,7 @@ def autoscaling_cluster() -> Iterator[str]:
     }
     try:
         rc.ray_start(
-            "--head",
-            f"--port={port}",
-            f"--temp-dir={temp}",
-            f"--ray-client-server-port={client}",
+            *rc.head_flags(port, temp, client),
             f"--autoscaling-config={config}",
             "--include-dashboard=false",
             env=env,

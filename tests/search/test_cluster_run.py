@@ -23,10 +23,7 @@ def two_node_cluster() -> Iterator[str]:
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "TF_CPP_MIN_LOG_LEVEL": "3", **AUTH}
     try:
         rc.ray_start(
-            "--head",
-            f"--port={port}",
-            f"--temp-dir={temp}",
-            f"--ray-client-server-port={client}",
+            *rc.head_flags(port, temp, client),
             "--include-dashboard=false",
             env=env,
         )
