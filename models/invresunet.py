@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import keras
 
@@ -37,30 +38,16 @@ HPARAMS: dict[str, HParam] = {
 }
 
 
-def build_invresunet(
-    *,
-    input_shape: tuple[int | None, int | None, int],
-    num_classes: int,
-    filters: int,
-    expansion: int,
-    depth: int,
-    mcad: str,
-    activation: str,
-    batch_norm: bool,
-    output_prior: float,
-) -> keras.Model:
-    """Two inverted-residual blocks per encoder stage, MCAD as the bridge, unet's decoder."""
+def build_invresunet(*, expansion: int, activation: str, **shape_and_sizes: Any) -> keras.Model:
+    """Two inverted-residual blocks per encoder stage, MCAD as the bridge, unet's decoder.
+
+    `shape_and_sizes`: input_shape, num_classes, filters, depth, mcad, batch_norm and
+    output_prior, as `build_mcad_unet` takes them (the registry passes every HPARAMS key)."""
     return build_mcad_unet(
         partial(_inverted_stage, expansion=expansion),
         name="invresunet",
-        input_shape=input_shape,
-        num_classes=num_classes,
-        filters=filters,
-        depth=depth,
-        mcad=mcad,
         activation=activation,
-        batch_norm=batch_norm,
-        output_prior=output_prior,
+        **shape_and_sizes,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import keras
 
@@ -30,27 +31,14 @@ HPARAMS: dict[str, HParam] = {
 }
 
 
-def build_resunet(
-    *,
-    input_shape: tuple[int | None, int | None, int],
-    num_classes: int,
-    filters: int,
-    activation: str,
-    depth: int,
-    mcad: str,
-    batch_norm: bool,
-    output_prior: float,
-) -> keras.Model:
-    """Residual blocks in the encoder, MCAD as the bridge, unet's decoder (`batch_norm` applies there)."""
+def build_resunet(*, activation: str, **shape_and_sizes: Any) -> keras.Model:
+    """Residual blocks in the encoder, MCAD as the bridge, unet's decoder (`batch_norm` applies there).
+
+    `shape_and_sizes`: input_shape, num_classes, filters, depth, mcad, batch_norm and
+    output_prior, as `build_mcad_unet` takes them (the registry passes every HPARAMS key)."""
     return build_mcad_unet(
         partial(residual_block, activation=activation),
         name="resunet",
-        input_shape=input_shape,
-        num_classes=num_classes,
-        filters=filters,
-        depth=depth,
-        mcad=mcad,
         activation=activation,
-        batch_norm=batch_norm,
-        output_prior=output_prior,
+        **shape_and_sizes,
     )
