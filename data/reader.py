@@ -25,10 +25,16 @@ from data.shards import (
     ShardError,
     load_shard,
     read_manifest,
-    shard_columns,
     split_info,
 )
-from data.transforms import batch_by_size, decoder, to_float
+from data.transforms import (
+    CROP_MODES,
+    ReaderError,
+    batch_by_size,
+    check_options,
+    decoder,
+    to_float,
+)
 
 __all__ = [
     "CROP_MODES",
@@ -43,17 +49,12 @@ __all__ = [
     "SplitRecords",
 ]
 
-CROP_MODES = ("random", "defect")
 ROWS_PER_CHUNK = 32  # records handed from Python to TF at once
 SHUFFLE_BUFFER = 256  # records (raw bytes, before decoding): at 1600x256 about 100 MiB
 # cache="auto" keeps a worker's undecoded records in memory after the first epoch when they
 # total at most this many bytes (NEU-Seg: ~180 MiB; the full Severstal train set: ~5 GiB).
 AUTO_CACHE_BYTES = 1 << 30
 CACHE_MODES = ("auto", "memory", "none")
-
-
-class ReaderError(ValueError):
-    """A bad reader argument; the message names it, the value given and what would be right."""
 
 
 @dataclass(frozen=True)
@@ -281,57 +282,6 @@ class SplitRecords:
         options.deterministic = deterministic
         options.experimental_optimization.map_parallelization = True
         return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-def check_options(
-    manifest: Manifest,
-    split: str,
-    batch_size: int,
-    crop: tuple[int, int] | None,
-    crop_mode: str = "random",
-    dtype: str = "float32",
-) -> None:
-    """ReaderError naming the problem if `split` cannot be batched with these options, such as
-    a crop larger than an image. `search.run` calls it before Ray starts, so the fault stops
-    the driver once rather than every trial. (Whole images of different sizes are batched by
-    size: see `SplitRecords.dataset`.)"""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ReaderError(f"batch_size={batch_size!r}: expected an integer >= 1")
-    if crop_mode not in CROP_MODES:
-        raise ReaderError(f"crop_mode={crop_mode!r}: expected one of {', '.join(CROP_MODES)}")
-    if dtype not in ("float32", "uint8"):
-        raise ReaderError(f"dtype={dtype!r}: expected float32 or uint8")
-    if crop is not None:
-        if len(crop) != 2 or any(not isinstance(c, int) or c < 1 for c in crop):
-            raise ReaderError(f"crop={crop!r}: expected (height, width), two integers >= 1")
-        shape = manifest.image_shape
-        if shape is not None and (crop[0] > shape[0] or crop[1] > shape[1]):
-            raise ReaderError(
-                f"crop={tuple(crop)} is larger than the images of {manifest.uri} "
-                f"({shape[0]}x{shape[1]}, HxW); expected a crop of at most that size"
-            )
-        if shape is None:
-            small = sorted(
-                (h, w) for h, w in _split_sizes(manifest, split) if h < crop[0] or w < crop[1]
-            )
-            if small:
-                listed = ", ".join(f"{h}x{w}" for h, w in small[:8])
-                raise ReaderError(
-                    f"crop={tuple(crop)} is larger than {len(small)} image size(s) of split "
-                    f"{split!r} of {manifest.uri} ({listed}, HxW); expected a crop no larger "
-                    "than the smallest image"
-                )
-
-
-def _split_sizes(manifest: Manifest, split: str) -> set[tuple[int, int]]:
-    sizes: set[tuple[int, int]] = set()
-    for shard in split_info(manifest, split).shards:
-        # search.run has just verified these shards whole: read the two columns alone.
-        table = shard_columns(manifest, shard, ["height", "width"])
-        sizes |= set(
-            zip(table.column("height").to_pylist(), table.column("width").to_pylist(), strict=True)
-        )
-    return sizes
 
 
 def _check_sharding(num_workers: int, index: int) -> None:

@@ -1,15 +1,81 @@
 """The tf.data side of reading a split: each record decoded inside the graph (image, RLE
 masks), cropped and flipped together by stateless seeds, batched by image size, and scaled
-to floats. `data.reader.SplitRecords.dataset` chains them; nothing here reads shards.
+to floats; and `check_options`, which refuses options a split cannot be batched with before
+any of it runs. `data.reader.SplitRecords.dataset` chains them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from data.shards import Manifest
+from data.shards import Manifest, shard_columns, split_info
 
-__all__ = ["batch_by_size", "decoder", "rle_to_masks", "to_float"]
+__all__ = [
+    "CROP_MODES",
+    "ReaderError",
+    "batch_by_size",
+    "check_options",
+    "decoder",
+    "rle_to_masks",
+    "to_float",
+]
+
+CROP_MODES = ("random", "defect")
+
+
+class ReaderError(ValueError):
+    """A bad reader argument; the message names it, the value given and what would be right."""
+
+
+def check_options(
+    manifest: Manifest,
+    split: str,
+    batch_size: int,
+    crop: tuple[int, int] | None,
+    crop_mode: str = "random",
+    dtype: str = "float32",
+) -> None:
+    """ReaderError naming the problem if `split` cannot be batched with these options, such as
+    a crop larger than an image. `search.run` calls it before Ray starts, so the fault stops
+    the driver once rather than every trial. (Whole images of different sizes are batched by
+    size: see `SplitRecords.dataset`.)"""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ReaderError(f"batch_size={batch_size!r}: expected an integer >= 1")
+    if crop_mode not in CROP_MODES:
+        raise ReaderError(f"crop_mode={crop_mode!r}: expected one of {', '.join(CROP_MODES)}")
+    if dtype not in ("float32", "uint8"):
+        raise ReaderError(f"dtype={dtype!r}: expected float32 or uint8")
+    if crop is not None:
+        if len(crop) != 2 or any(not isinstance(c, int) or c < 1 for c in crop):
+            raise ReaderError(f"crop={crop!r}: expected (height, width), two integers >= 1")
+        shape = manifest.image_shape
+        if shape is not None and (crop[0] > shape[0] or crop[1] > shape[1]):
+            raise ReaderError(
+                f"crop={tuple(crop)} is larger than the images of {manifest.uri} "
+                f"({shape[0]}x{shape[1]}, HxW); expected a crop of at most that size"
+            )
+        if shape is None:
+            small = sorted(
+                (h, w) for h, w in _split_sizes(manifest, split) if h < crop[0] or w < crop[1]
+            )
+            if small:
+                listed = ", ".join(f"{h}x{w}" for h, w in small[:8])
+                raise ReaderError(
+                    f"crop={tuple(crop)} is larger than {len(small)} image size(s) of split "
+                    f"{split!r} of {manifest.uri} ({listed}, HxW); expected a crop no larger "
+                    "than the smallest image"
+                )
+
+
+def _split_sizes(manifest: Manifest, split: str) -> set[tuple[int, int]]:
+    sizes: set[tuple[int, int]] = set()
+    for shard in split_info(manifest, split).shards:
+        # search.run has just verified these shards whole: read the two columns alone.
+        table = shard_columns(manifest, shard, ["height", "width"])
+        sizes |= set(
+            zip(table.column("height").to_pylist(), table.column("width").to_pylist(), strict=True)
+        )
+    return sizes
 
 
 def decoder(
