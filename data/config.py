@@ -27,6 +27,7 @@ __all__ = [
     "compose",
     "check_schema",
     "compose_schema",
+    "own_arguments",
     "schema_help",
     "compose_help",
     "help_requested",
@@ -120,6 +121,16 @@ def compose_schema(schema: type[T], argv: Sequence[str], usage: str) -> T:
     if missing:
         raise ConfigError(f"missing {', '.join(f'{k}=...' for k in missing)} (required)")
     return OmegaConf.to_object(cfg)
+
+
+def own_arguments(schema: type, argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`argv` split into the `key=value` arguments of `schema`'s keys and the rest, for a
+    command that passes the rest on to another (e.g. `search.chaos` to `search.run`)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(schema)}
+    own = [a for a in argv if a.partition("=")[0] in names]
+    return own, [a for a in argv if a not in own]
 
 
 def _schema_error(exc: Exception, schema: type, *, prefix: str = "", value: Any = None) -> str:

@@ -30,10 +30,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.config import ConfigError, HelpRequested, compose_help, help_requested, require, run_cli
+from omegaconf import MISSING
+
+from data.config import (
+    ConfigError,
+    HelpRequested,
+    compose_help,
+    compose_schema,
+    help_requested,
+    own_arguments,
+    require,
+    run_cli,
+)
 from search.records import read_leaderboard
 
 __all__ = ["main", "summarise"]
@@ -81,25 +93,26 @@ def _search(args: Sequence[str], results_dir: Path, name: str) -> dict[str, Any]
     return summary
 
 
+@dataclass
+class EfficiencyConfig:
+    """search.bench_efficiency's own key; asha.KEY=V and optuna.KEY=V go to the schedulers,
+    everything else to search.run."""
+
+    prefix: str = MISSING  # names the three experiments: NAME, NAME-asha, NAME-optuna-asha
+
+
 def _split(argv: Sequence[str]) -> tuple[str, list[str], list[str], list[str]]:
-    prefix = ""
-    asha: list[str] = []
-    optuna: list[str] = []
-    common: list[str] = []
-    for arg in argv:
-        if arg.startswith("prefix="):
-            prefix = arg.split("=", 1)[1]
-        elif arg.startswith("asha."):
-            asha.append("scheduler." + arg[len("asha.") :])
-        elif arg.startswith("optuna."):
-            optuna.append("searcher." + arg[len("optuna.") :])
-        else:
-            require(
-                not arg.startswith(_RESERVED),
-                f"{arg!r}: the benchmark sets {', '.join(k[:-1] for k in _RESERVED)} itself",
-            )
-            common.append(arg)
-    require(bool(prefix), "prefix=NAME is required: it names the three experiments")
+    own, rest = own_arguments(EfficiencyConfig, argv)
+    prefix = compose_schema(EfficiencyConfig, own, __doc__ or "").prefix
+    asha = ["scheduler." + a[len("asha.") :] for a in rest if a.startswith("asha.")]
+    optuna = ["searcher." + a[len("optuna.") :] for a in rest if a.startswith("optuna.")]
+    common = [a for a in rest if not a.startswith(("asha.", "optuna."))]
+    for arg in common:
+        require(
+            not arg.startswith(_RESERVED),
+            f"{arg!r}: the benchmark sets {', '.join(k[:-1] for k in _RESERVED)} itself",
+        )
+    require(bool(prefix), "prefix=: expected a name (it names the three experiments)")
     return prefix, common, asha, optuna
 
 

@@ -38,17 +38,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.config import ConfigError, HelpRequested, help_requested, require, run_cli
+from data.config import ConfigError, compose_schema, own_arguments, require, run_cli
 from search.leaderboard import read_results
 from search.records import LEADERBOARD_FILE, Status, TrialRow, read_leaderboard
 
 __all__ = ["main", "compare", "descendants", "trial_workers"]
 
 TRAINABLE = "ray::ImplicitFunc"  # the process title of a Tune function trainable's worker
-_OWN_KEYS = ("kills", "driver_kills", "chaos_seed", "tolerance")
 _RESERVED = ("max_failures=", "resume=", "results_dir=")
 
 
@@ -265,39 +265,35 @@ def run_faulted(
     }
 
 
-def _split(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    own, rest = {}, []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if sep and key in _OWN_KEYS:
-            own[key] = value
-        else:
-            require(
-                not any(arg.startswith(r) for r in _RESERVED if r != "results_dir="),
-                f"{arg}: search.chaos sets max_failures and resume itself",
-            )
-            rest.append(arg)
-    return own, rest
+@dataclass
+class ChaosConfig:
+    """search.chaos's own keys; every other argument goes to search.run."""
 
-
-def _int(own: dict[str, str], key: str, default: int) -> int:
-    text = own.get(key, str(default))
-    require(text.isdigit(), f"{key}={text!r}: expected an integer >= 0")
-    return int(text)
+    kills: int = 3
+    driver_kills: int = 2
+    chaos_seed: int = 0
+    tolerance: float = 0.0
 
 
 def main(argv: Sequence[str]) -> int:
-    if help_requested(argv):
-        raise HelpRequested(__doc__ or "")
-    own, rest = _split(argv)
-    kills = _int(own, "kills", 3)
-    driver_kills = _int(own, "driver_kills", 2)
-    require(driver_kills <= 2, f"driver_kills={driver_kills}: expected 0, 1 or 2")
-    seed = _int(own, "chaos_seed", 0)
-    try:
-        tolerance = float(own.get("tolerance", "0"))
-    except ValueError:
-        raise ConfigError(f"tolerance={own['tolerance']!r}: expected a number >= 0") from None
+    own, rest = own_arguments(ChaosConfig, argv)
+    args = compose_schema(
+        ChaosConfig, own + [a for a in rest if a in ("--help", "-h")], __doc__ or ""
+    )
+    for arg in rest:
+        require(
+            not arg.startswith(_RESERVED[:2]),
+            f"{arg}: search.chaos sets max_failures and resume itself",
+        )
+    kills, driver_kills, seed, tolerance = (
+        args.kills,
+        args.driver_kills,
+        args.chaos_seed,
+        args.tolerance,
+    )
+    require(kills >= 0, f"kills={kills}: expected an integer >= 0")
+    require(0 <= driver_kills <= 2, f"driver_kills={driver_kills}: expected 0, 1 or 2")
+    require(seed >= 0, f"chaos_seed={seed}: expected an integer >= 0")
     require(tolerance >= 0, f"tolerance={tolerance}: expected a number >= 0")
     name = next((a.split("=", 1)[1] for a in rest if a.startswith("experiment=")), "chaos")
     results_dir = next(

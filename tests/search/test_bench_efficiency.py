@@ -55,7 +55,7 @@ def test_target_needs_both_the_dice_and_the_epoch_budget():
 def test_missing_leaderboard_and_missing_prefix_are_named(tmp_path):
     with pytest.raises(ConfigError, match="no leaderboard"):
         bench_efficiency.summarise(tmp_path / "none.csv")
-    with pytest.raises(ConfigError, match="prefix=NAME is required"):
+    with pytest.raises(ConfigError, match=r"missing prefix=\.\.\. \(required\)"):
         bench_efficiency.main(["space=unet"])
     with pytest.raises(ConfigError, match="sets experiment"):
         bench_efficiency.main(["prefix=x", "experiment=y"])
