@@ -89,26 +89,11 @@ def _rate(batches: Iterator[object], batch_size: int, seconds: float) -> float:
 def _pipeline_batches(
     root: Path, shards: Path, batch_size: int, dtype: str = "float32", cache: str = "auto"
 ) -> Iterator[object]:
+    from data.datasets import severstal_config
     from data.prepare import prepare
     from data.reader import make_dataset
 
-    dataset = {
-        "name": "severstal-sample",
-        "source": "severstal",
-        "root": str(root),
-        "csv": "train.csv",
-        "image_dir": "train_images",
-        "image_shape": [HEIGHT, WIDTH],
-        "class_names": ["1", "2", "3", "4"],
-        "max_images": None,
-        "split": {
-            "seed": 0,
-            "test_fraction": 0.0,
-            "val_fraction": 0.0,
-            "keep_clean": True,
-            "use_source_splits": False,
-        },
-    }
+    dataset = severstal_config(root, name="severstal-sample", image_shape=(HEIGHT, WIDTH))
     prepare(dataset, out=str(shards))
     dataset = make_dataset(
         str(shards), "train", batch_size=batch_size, repeat=True, dtype=dtype, cache=cache

@@ -69,27 +69,10 @@ def write_folder(root: Path, sizes: Sequence[tuple[int, int]], seed: int = 0) ->
 
 
 def _prepare(root: Path, out: Path) -> str:
+    from data.datasets import folder_config
     from data.prepare import prepare
 
-    dataset = {
-        "name": root.name,
-        "source": "folder",
-        "root": str(root),
-        "image_dir": "images",
-        "mask_dir": "masks",
-        "image_suffixes": [".png"],
-        "mask_suffix": ".png",
-        "class_names": ["box"],
-        "max_images": None,
-        "split": {
-            "seed": 0,
-            "test_fraction": 0.0,
-            "val_fraction": 0.0,
-            "keep_clean": True,
-            "use_source_splits": False,
-        },
-    }
-    prepare(dataset, out=str(out))
+    prepare(folder_config(root, ["box"], name=root.name), out=str(out))
     return str(out)
 
 

@@ -8,29 +8,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from data.datasets import (
+    folder_config,
+    neu_seg_config,
+    severstal_config,
+    split_config,
+    synthetic_config,
+)
 from data.prepare import prepare
 from data.reader import ReaderError, count_examples, iter_examples, make_dataset, open_split
 from data.sources.synthetic import render
 
-SYNTH = {
-    "name": "synthetic",
-    "source": "synthetic",
-    "root": None,
-    "class_names": ["pits", "scratches", "patches", "blobs"],
-    "num_images": 40,
-    "height": 48,
-    "width": 64,
-    "seed": 5,
-    "clean_fraction": 0.25,
-    "max_images": None,
-    "split": {
-        "seed": 1,
-        "test_fraction": 0.2,
-        "val_fraction": 0.1,
-        "keep_clean": False,
-        "use_source_splits": False,
-    },
-}
+SYNTH = synthetic_config(
+    num_images=40,
+    height=48,
+    width=64,
+    seed=5,
+    split=split_config(seed=1, test_fraction=0.2, val_fraction=0.1, keep_clean=False),
+)
 
 
 @pytest.fixture(scope="module")
@@ -271,24 +266,7 @@ def _mixed_size_folder(root: Path) -> None:
 
 def test_whole_images_of_different_sizes_are_batched_by_size(tmp_path: Path) -> None:
     _mixed_size_folder(tmp_path / "src")
-    dataset = {
-        "name": "mixed",
-        "source": "folder",
-        "root": str(tmp_path / "src"),
-        "image_dir": "images",
-        "mask_dir": "masks",
-        "image_suffixes": [".png"],
-        "mask_suffix": ".png",
-        "class_names": ["one", "two"],
-        "max_images": None,
-        "split": {
-            "seed": 0,
-            "test_fraction": 0.0,
-            "val_fraction": 0.0,
-            "keep_clean": True,
-            "use_source_splits": False,
-        },
-    }
+    dataset = folder_config(tmp_path / "src", ["one", "two"], name="mixed")
     out = str(tmp_path / "shards")
     assert prepare(dataset, out=out).image_shape is None
     # Batch 2 over sizes 32x32, 40x56, 40x56: one batch per size, nothing padded or lost.
@@ -352,24 +330,7 @@ def test_severstal_sample_through_the_pipeline(severstal_sample: Path, tmp_path:
 
     from data import rle
 
-    dataset = {
-        "name": "severstal",
-        "source": "severstal",
-        "root": str(severstal_sample),
-        "csv": "train.csv",
-        "image_dir": "train_images",
-        "image_shape": [256, 1600],
-        "class_names": ["1", "2", "3", "4"],
-        "max_images": None,
-        "split": {
-            "seed": 0,
-            "test_fraction": 0.0,
-            "val_fraction": 0.0,
-            "keep_clean": True,
-            "use_source_splits": False,
-        },
-    }
-    prepare(dataset, out=str(tmp_path))
+    prepare(severstal_config(severstal_sample), out=str(tmp_path))
     with (severstal_sample / "train.csv").open(newline="") as handle:
         rows = {
             (r["ImageId"], int(r["ClassId"])): r["EncodedPixels"] for r in csv.DictReader(handle)
@@ -392,24 +353,8 @@ def test_severstal_sample_through_the_pipeline(severstal_sample: Path, tmp_path:
 
 
 def test_neu_seg_through_the_pipeline(neu_seg: Path, tmp_path: Path) -> None:
-    dataset = {
-        "name": "neu-seg",
-        "source": "folder",
-        "root": str(neu_seg),
-        "image_dir": "img_dir",
-        "mask_dir": "ann_dir",
-        "image_suffixes": [".jpg"],
-        "mask_suffix": ".png",
-        "class_names": ["inclusion", "patches", "scratches"],
-        "max_images": 24,
-        "split": {
-            "seed": 0,
-            "test_fraction": 0.1,
-            "val_fraction": 0.05,
-            "keep_clean": True,
-            "use_source_splits": True,
-        },
-    }
+    split = split_config(test_fraction=0.1, val_fraction=0.05, use_source_splits=True)
+    dataset = neu_seg_config(neu_seg, max_images=24, split=split)
     manifest = prepare(dataset, out=f"file://{tmp_path}")
     assert manifest.image_shape == (200, 200)
     for split in ("train", "val", "test"):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from data.datasets import split_config, synthetic_config
 from data.prepare import main as prepare_main
 from data.prepare import prepare
 from data.reader import iter_examples, make_dataset
@@ -18,25 +19,8 @@ RECORD_BYTES = SIDE * SIDE + 64  # raw pixels plus the writer's per-record allow
 
 
 def synthetic(num_images: int = 30, seed: int = 0) -> dict:
-    return {
-        "name": "synthetic",
-        "source": "synthetic",
-        "root": None,
-        "class_names": ["pits", "scratches", "patches", "blobs"],
-        "num_images": num_images,
-        "height": SIDE,
-        "width": SIDE,
-        "seed": seed,
-        "clean_fraction": 0.25,
-        "max_images": None,
-        "split": {
-            "seed": 3,
-            "test_fraction": 0.2,
-            "val_fraction": 0.1,
-            "keep_clean": True,
-            "use_source_splits": False,
-        },
-    }
+    split = split_config(seed=3, test_fraction=0.2, val_fraction=0.1)
+    return synthetic_config(num_images=num_images, height=SIDE, width=SIDE, seed=seed, split=split)
 
 
 def files(folder: Path) -> dict[str, tuple[int, int]]:

@@ -12,34 +12,13 @@ import pytest
 from PIL import Image
 
 from data import rle
+from data.datasets import folder_config, neu_seg_config, severstal_config
 from data.images import ImageError, read_grey
 from data.prepare import prepare
 from data.sources import Problems, SourceError, scan_source
 from data.sources.synthetic import render
 
 H, W = 256, 1600
-SPLIT = {
-    "seed": 0,
-    "test_fraction": 0.0,
-    "val_fraction": 0.0,
-    "keep_clean": True,
-    "use_source_splits": False,
-}
-
-
-def severstal_cfg(root: Path, **changes: object) -> dict:
-    cfg = {
-        "name": "severstal",
-        "source": "severstal",
-        "root": str(root),
-        "csv": "train.csv",
-        "image_dir": "train_images",
-        "image_shape": [H, W],
-        "class_names": ["1", "2", "3", "4"],
-        "max_images": None,
-        "split": dict(SPLIT),
-    }
-    return cfg | changes
 
 
 def sample_rows(sample: Path) -> dict[tuple[str, int], str]:
@@ -86,7 +65,7 @@ def test_severstal_sample_in_both_csv_layouts_gives_the_same_masks(
     severstal_sample: Path, tmp_path: Path
 ) -> None:
     rows = sample_rows(severstal_sample)
-    new = masks_by_image(severstal_cfg(severstal_sample))
+    new = masks_by_image(severstal_config(severstal_sample))
     assert len(new) == 22
     # Every labelled (image, class) pair comes through unchanged; all other pairs are empty.
     for (image, k), text in rows.items():
@@ -96,11 +75,11 @@ def test_severstal_sample_in_both_csv_layouts_gives_the_same_masks(
     old_root.mkdir()
     (old_root / "train_images").symlink_to(severstal_sample / "train_images")
     write_old_layout(old_root / "train.csv", sorted(new), rows)
-    assert masks_by_image(severstal_cfg(old_root)) == new
+    assert masks_by_image(severstal_config(old_root)) == new
 
 
 def test_severstal_images_decode_to_the_jpeg_grey_channel(severstal_sample: Path) -> None:
-    entry = scan_source(severstal_cfg(severstal_sample), Problems("raise")).entries[0]
+    entry = scan_source(severstal_config(severstal_sample), Problems("raise")).entries[0]
     with Image.open(severstal_sample / "train_images" / entry.image_id) as image:
         channels = np.asarray(image)
     assert channels.shape == (H, W, 3)
@@ -108,17 +87,7 @@ def test_severstal_images_decode_to_the_jpeg_grey_channel(severstal_sample: Path
 
 
 def test_neu_seg_folder_masks_match_the_label_pngs(neu_seg: Path) -> None:
-    cfg = {
-        "name": "neu-seg",
-        "source": "folder",
-        "root": str(neu_seg),
-        "image_dir": "img_dir",
-        "mask_dir": "ann_dir",
-        "image_suffixes": [".jpg"],
-        "mask_suffix": ".png",
-        "class_names": ["inclusion", "patches", "scratches"],
-    }
-    entries = scan_source(cfg, Problems("raise")).entries
+    entries = scan_source(neu_seg_config(neu_seg), Problems("raise")).entries
     assert {e.subset for e in entries} == {"train", "val", "test"}
     assert len(entries) == 3129 + 894 + 447
     for entry in entries[::400]:
@@ -151,9 +120,10 @@ def test_synthetic_is_deterministic_and_draws_every_kind() -> None:
 def test_csv_row_whose_image_is_missing(severstal_sample: Path, tmp_path: Path) -> None:
     names = small_copy(severstal_sample, tmp_path / "src")
     (tmp_path / "src" / "train_images" / names[0]).unlink()
+    cfg = severstal_config(tmp_path / "src")
     with pytest.raises(SourceError, match=rf"train.csv row 2: image '{names[0]}' is not in"):
-        prepare(severstal_cfg(tmp_path / "src"), out=str(tmp_path / "out"))
-    manifest = prepare(severstal_cfg(tmp_path / "src"), out=str(tmp_path / "out"), on_error="skip")
+        prepare(cfg, out=str(tmp_path / "out"))
+    manifest = prepare(cfg, out=str(tmp_path / "out"), on_error="skip")
     assert [s["record"] for s in manifest.skipped] == ["train.csv row 2"]
     assert manifest.splits["train"].rows == len(names) - 1
     written = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -164,9 +134,10 @@ def test_truncated_image(severstal_sample: Path, tmp_path: Path) -> None:
     names = small_copy(severstal_sample, tmp_path / "src")
     path = tmp_path / "src" / "train_images" / names[1]
     path.write_bytes(path.read_bytes()[:5000])
+    cfg = severstal_config(tmp_path / "src")
     with pytest.raises(SourceError, match=rf"{path}: unreadable or truncated image"):
-        prepare(severstal_cfg(tmp_path / "src"), out=str(tmp_path / "out"))
-    manifest = prepare(severstal_cfg(tmp_path / "src"), out=str(tmp_path / "out"), on_error="skip")
+        prepare(cfg, out=str(tmp_path / "out"))
+    manifest = prepare(cfg, out=str(tmp_path / "out"), on_error="skip")
     assert [s["record"] for s in manifest.skipped] == [names[1]]
     assert manifest.splits["train"].rows == len(names) - 1
 
@@ -184,9 +155,10 @@ def test_image_of_unexpected_size(severstal_sample: Path, tmp_path: Path) -> Non
     names = small_copy(severstal_sample, tmp_path / "src")
     small = tmp_path / "src" / "train_images" / "small.jpg"
     Image.fromarray(np.zeros((100, 120), np.uint8)).save(small)
+    cfg = severstal_config(tmp_path / "src")
     with pytest.raises(SourceError, match=rf"{small}: image is 100x120 \(HxW\), expected 256x1600"):
-        prepare(severstal_cfg(tmp_path / "src"), out=str(tmp_path / "out"))
-    manifest = prepare(severstal_cfg(tmp_path / "src"), out=str(tmp_path / "out"), on_error="skip")
+        prepare(cfg, out=str(tmp_path / "out"))
+    manifest = prepare(cfg, out=str(tmp_path / "out"), on_error="skip")
     assert [s["record"] for s in manifest.skipped] == ["small.jpg"]
     assert manifest.splits["train"].rows == len(names)
 
@@ -194,11 +166,12 @@ def test_image_of_unexpected_size(severstal_sample: Path, tmp_path: Path) -> Non
 def test_rle_that_does_not_fit_its_image(severstal_sample: Path, tmp_path: Path) -> None:
     names = small_copy(severstal_sample, tmp_path / "src", count=2)
     write_new_layout(tmp_path / "src" / "train.csv", [(names[1], 2, f"{H * W - 5} 10")])
+    cfg = severstal_config(tmp_path / "src")
     with pytest.raises(
         SourceError, match=rf"row 2, image {names[1]}, class 2: malformed RLE: .*past H\*W"
     ):
-        prepare(severstal_cfg(tmp_path / "src"), out=str(tmp_path / "out"))
-    manifest = prepare(severstal_cfg(tmp_path / "src"), out=str(tmp_path / "out"), on_error="skip")
+        prepare(cfg, out=str(tmp_path / "out"))
+    manifest = prepare(cfg, out=str(tmp_path / "out"), on_error="skip")
     assert [s["record"] for s in manifest.skipped] == ["train.csv row 2"]
     assert manifest.splits["train"].rows == 1
 
@@ -209,11 +182,12 @@ def test_duplicate_rows(severstal_sample: Path, tmp_path: Path) -> None:
         tmp_path / "src" / "train.csv",
         [(names[0], 1, "1 5"), (names[1], 3, "9 2"), (names[0], 1, "1 5")],
     )
+    cfg = severstal_config(tmp_path / "src")
     with pytest.raises(
         SourceError, match=rf"row 4: duplicate of row 2 \(image '{names[0]}', class 1\)"
     ):
-        prepare(severstal_cfg(tmp_path / "src"), out=str(tmp_path / "out"))
-    manifest = prepare(severstal_cfg(tmp_path / "src"), out=str(tmp_path / "out"), on_error="skip")
+        prepare(cfg, out=str(tmp_path / "out"))
+    manifest = prepare(cfg, out=str(tmp_path / "out"), on_error="skip")
     # The image with conflicting rows is left out whole, never half-labelled.
     assert [s["record"] for s in manifest.skipped] == ["train.csv row 4"]
     assert manifest.splits["train"].rows == 1
@@ -224,25 +198,14 @@ def test_bad_csv_header_and_class_id(severstal_sample: Path, tmp_path: Path) -> 
     csv_path = tmp_path / "src" / "train.csv"
     csv_path.write_text("Image,Class,Pixels\n")
     with pytest.raises(SourceError, match="header .* is neither Kaggle layout"):
-        scan_source(severstal_cfg(tmp_path / "src"), Problems("raise"))
+        scan_source(severstal_config(tmp_path / "src"), Problems("raise"))
     write_new_layout(csv_path, [(names[0], 5, "1 1")])
     with pytest.raises(SourceError, match=r"row 2: class id '5' .* expected an integer 1..4"):
-        scan_source(severstal_cfg(tmp_path / "src"), Problems("raise"))
+        scan_source(severstal_config(tmp_path / "src"), Problems("raise"))
 
 
 def folder_cfg(root: Path) -> dict:
-    return {
-        "name": "folder",
-        "source": "folder",
-        "root": str(root),
-        "image_dir": "images",
-        "mask_dir": "masks",
-        "image_suffixes": [".png"],
-        "mask_suffix": ".png",
-        "class_names": ["a", "b"],
-        "max_images": None,
-        "split": dict(SPLIT),
-    }
+    return folder_config(root, ["a", "b"])
 
 
 def make_folder(root: Path, sizes: dict[str, tuple[tuple[int, int], tuple[int, int]]]) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from data.config import ConfigError
+from data.datasets import split_config
 from data.sources import Entry
 from data.splits import assign_splits
 
@@ -19,13 +20,8 @@ def entries(defective: int, clean: int) -> list[Entry]:
 
 
 def settings(**changes: object) -> dict:
-    split = {
-        "seed": 42,
-        "test_fraction": 0.1,
-        "val_fraction": 0.05,
-        "keep_clean": False,
-        "use_source_splits": False,
-    }
+    """The YAML files' split (the paper's), with `changes`."""
+    split = split_config(seed=42, test_fraction=0.1, val_fraction=0.05, keep_clean=False)
     return split | changes
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from data.config import ConfigError
+from data.datasets import severstal_config, split_config, synthetic_config
 from data.prepare import prepare
 from data.stats import label_stats, labels_from_csv, main, shard_stats, stats_from_rles
 
@@ -41,23 +42,8 @@ def test_real_flags_match_the_published_figures(severstal_labels: Path) -> None:
 def test_sample_shards_agree_with_the_flags(
     severstal_sample: Path, severstal_labels: Path, tmp_path: Path
 ) -> None:
-    dataset = {
-        "name": "severstal",
-        "source": "severstal",
-        "root": str(severstal_sample),
-        "csv": "train.csv",
-        "image_dir": "train_images",
-        "image_shape": [256, 1600],
-        "class_names": ["1", "2", "3", "4"],
-        "max_images": None,
-        "split": {
-            "seed": 0,
-            "test_fraction": 0.2,
-            "val_fraction": 0.05,
-            "keep_clean": True,
-            "use_source_splits": False,
-        },
-    }
+    split = split_config(test_fraction=0.2, val_fraction=0.05)
+    dataset = severstal_config(severstal_sample, split=split)
     prepare(dataset, out=str(tmp_path))
     figures = shard_stats(str(tmp_path))
     overall = figures["all"]
@@ -115,25 +101,14 @@ def test_empty_prediction_score_is_the_metric_of_an_all_empty_prediction(tmp_pat
     from data.stats import empty_prediction_score
     from models.metrics import kaggle_dice, per_class_dice
 
-    dataset = {
-        "name": "synthetic",
-        "source": "synthetic",
-        "root": None,
-        "class_names": ["pits", "scratches", "patches", "blobs"],
-        "num_images": 60,
-        "height": 32,
-        "width": 48,
-        "seed": 3,
-        "clean_fraction": 0.3,
-        "max_images": None,
-        "split": {
-            "seed": 1,
-            "test_fraction": 0.2,
-            "val_fraction": 0.3,
-            "keep_clean": True,
-            "use_source_splits": False,
-        },
-    }
+    dataset = synthetic_config(
+        num_images=60,
+        height=32,
+        width=48,
+        seed=3,
+        clean_fraction=0.3,
+        split=split_config(seed=1, test_fraction=0.2, val_fraction=0.3),
+    )
     uri = str(tmp_path / "shards")
     prepare(dataset, out=uri)
     for limit in (None, 5):

@@ -213,6 +213,7 @@ def test_a_split_of_several_sizes_is_predicted_and_scored_as_its_images_one_by_o
     from PIL import Image
 
     import models
+    from data.datasets import folder_config
     from data.prepare import prepare
     from search.predict import model_probabilities
 
@@ -224,19 +225,7 @@ def test_a_split_of_several_sizes_is_predicted_and_scored_as_its_images_one_by_o
         Image.fromarray(image).save(tmp_path / "src" / "images" / f"{name}.png")
         labels = (image > 200).astype(np.uint8)  # class 1 wherever the image is bright
         Image.fromarray(labels).save(tmp_path / "src" / "masks" / f"{name}.png")
-    split = {"seed": 0, "test_fraction": 0.0, "val_fraction": 0.0, "keep_clean": True}
-    dataset = {
-        "name": "mixed",
-        "source": "folder",
-        "root": str(tmp_path / "src"),
-        "image_dir": "images",
-        "mask_dir": "masks",
-        "image_suffixes": [".png"],
-        "mask_suffix": ".png",
-        "class_names": ["bright"],
-        "max_images": None,
-        "split": {**split, "use_source_splits": False},
-    }
+    dataset = folder_config(tmp_path / "src", ["bright"], name="mixed")
     uri = str(tmp_path / "shards")
     prepare(dataset, out=uri)
     data = promote.load_split(uri, "train", limit=None)

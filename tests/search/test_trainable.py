@@ -9,29 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from data.datasets import split_config, synthetic_config
 from data.prepare import prepare
 from search.bench import trial_images_per_s
 from search.trainable import epoch_batches, open_splits
 
-SYNTH = {
-    "name": "synthetic",
-    "source": "synthetic",
-    "root": None,
-    "class_names": ["pits", "scratches", "patches", "blobs"],
-    "num_images": 48,
-    "height": 40,
-    "width": 40,
-    "seed": 2,
-    "clean_fraction": 0.25,
-    "max_images": None,
-    "split": {
-        "seed": 1,
-        "test_fraction": 0.2,
-        "val_fraction": 0.2,
-        "keep_clean": True,
-        "use_source_splits": False,
-    },
-}
+SYNTH = synthetic_config(
+    num_images=48,
+    height=40,
+    width=40,
+    seed=2,
+    split=split_config(seed=1, test_fraction=0.2, val_fraction=0.2),
+)
 
 
 def _settings(uri: str) -> dict:
