@@ -32,6 +32,9 @@ __all__ = [
     "ENDED",
     "EXPERIMENT_FILE",
     "EXPERIMENT_VERSION",
+    "METRICS_FILE",
+    "PromotionMetrics",
+    "read_metrics",
     "LEADERBOARD_FILE",
     "METRIC",
     "Experiment",
@@ -50,6 +53,8 @@ METRIC = "val_kaggle_dice"  # what trials report, the leaderboard ranks by and A
 EXPERIMENT_FILE = "experiment.json"
 LEADERBOARD_FILE = "leaderboard.csv"
 EXPERIMENT_VERSION = 1  # experiment.json's format; files from before versioning are 1
+METRICS_FILE = "final/metrics.json"
+METRICS_VERSION = 1  # final/metrics.json's format; files from before versioning are 1
 
 
 class Status(StrEnum):
@@ -93,7 +98,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{path}: not readable JSON ({exc})") from exc
+        raise RecordError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise RecordError(f"{path}: expected a JSON object, found {type(data).__name__}")
     return data
@@ -193,6 +198,72 @@ def resolve_experiment(name: str, results_dir: str | Path = "results") -> Path:
         f"experiment={name}: no experiment at {path.resolve()} (no {LEADERBOARD_FILE} or "
         f"{EXPERIMENT_FILE}); experiments in {results.resolve()}: {listing}"
     )
+
+
+# --- final/metrics.json -------------------------------------------------------------------------
+
+
+@dataclass
+class PromotionMetrics:
+    """What a promotion measured (`search.promotion.scoring.promotion_metrics` builds it):
+    every promoted model's and the ensemble's validation and test scores, raw and tuned,
+    their post-processing, the predict-nothing baseline on the same images, and the gains.
+
+    The nested parts stay JSON mappings (each model: name, trial_id, model, hparams, file,
+    val/test {raw, tuned}, postprocess); the top level is typed. Keys this version does not
+    know are kept in `extra`."""
+
+    experiment: str | None = None
+    created: str | None = None
+    shards: str | None = None
+    class_names: list[str] | None = None
+    splits: dict[str, int] | None = None  # images scored per split
+    tta: bool | None = None
+    flips: list[str] | None = None
+    gate: bool | None = None
+    models: list[dict[str, Any]] = field(default_factory=list)
+    ensemble: dict[str, Any] | None = None
+    best_single: str | None = None
+    baseline: dict[str, Any] | None = None  # predict-nothing on the same val and test images
+    gains_on_test: dict[str, float] | None = None
+    promotion_s: float | None = None
+    version: int = METRICS_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], *, where: str | Path = METRICS_FILE
+    ) -> PromotionMetrics:
+        version = data.get("version", 1)
+        if version != METRICS_VERSION:
+            raise RecordError(
+                f"{where}: format version {version!r}, but this checkout reads version "
+                f"{METRICS_VERSION}"
+            )
+        known = {f.name for f in fields(cls)} - {"extra"}
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**{k: v for k, v in data.items() if k in known}, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {**{k: v for k, v in data.items() if k != "extra"}, **self.extra}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=_json_value) + "\n"
+
+
+def _json_value(value: Any) -> Any:
+    """What json cannot write itself: NumPy scalars as Python values, NaN as null."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def read_metrics(experiment_dir: str | Path) -> PromotionMetrics | None:
+    """final/metrics.json as PromotionMetrics; None when the experiment was not promoted."""
+    path = Path(experiment_dir) / METRICS_FILE
+    if not path.is_file():
+        return None
+    return PromotionMetrics.from_dict(_read_json(path), where=path)
 
 
 # --- leaderboard.csv -----------------------------------------------------------------------------

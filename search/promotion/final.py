@@ -6,8 +6,6 @@ specs, the ensemble, metrics.json, the overlays and the promoted leaderboard; wr
 from __future__ import annotations
 
 import csv
-import json
-import math
 import os
 import shutil
 import tempfile
@@ -22,7 +20,7 @@ from search import ensemble
 from search.failpoints import failpoint
 from search.leaderboard import markdown_table
 from search.promotion.candidates import Candidate
-from search.records import TrialRow
+from search.records import PromotionMetrics, TrialRow
 
 __all__ = ["WORK_PREFIX", "export_for_inference", "recover_final", "swap_in", "write_final"]
 
@@ -70,16 +68,6 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def _json_value(value: Any) -> Any:
-    """What json cannot write itself: NumPy scalars as Python values, NaN as null."""
-    value = value.item() if hasattr(value, "item") else value
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=_json_value) + "\n")
 
 
 def export_for_inference(checkpoint_model: Path, out: Path) -> None:
@@ -178,7 +166,7 @@ def write_final(
             members, ens_result["postprocess"], tuple(class_names), tta, tuple(flips)
         )
         (tmp / "ensemble.json").write_text(spec.to_json() + "\n")
-        _write_json(tmp / "metrics.json", metrics)
+        (tmp / "metrics.json").write_text(PromotionMetrics.from_dict(dict(metrics)).to_json())
         failpoint("promote.write")  # the models and metrics written, the rest not yet
         np.savez_compressed(tmp / "overlays.npz", **overlays)
         board = _updated_leaderboard(rows, metrics)

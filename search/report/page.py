@@ -14,7 +14,15 @@ from typing import Any
 from omegaconf import MISSING
 
 from data.config import ConfigError, compose_schema
-from search.records import BASELINE_STATUS, atomic_write, read_leaderboard, resolve_experiment
+from search.records import (
+    BASELINE_STATUS,
+    EXPERIMENT_FILE,
+    atomic_write,
+    read_experiment,
+    read_leaderboard,
+    read_metrics,
+    resolve_experiment,
+)
 from search.report.curves import Curves, load_curves, write_curves
 from search.report.hparams import finished_trials, held_fixed, search_columns, varying_axes
 from search.report.plots import plot_per_class
@@ -27,7 +35,7 @@ from search.report.sections import (
     parallel_section,
 )
 from search.report.tables import baseline_note, leaderboard_table, promoted_table, scores_section
-from search.report.values import _number, _read_json
+from search.report.values import _number
 
 SORT_SCRIPT = """
 function sortTable(table, col, numeric, descending) {
@@ -97,8 +105,13 @@ def build_report(experiment_dir: Path, *, curves: Curves | None = None) -> str:
     experiment_dir = Path(experiment_dir)
     board = [row.cells for row in read_leaderboard(experiment_dir)]  # trials and baseline
     rows = [r for r in board if r.get("status") != BASELINE_STATUS]
-    experiment = _read_json(experiment_dir / "experiment.json") or {}
-    metrics = _read_json(experiment_dir / "final" / "metrics.json")
+    experiment = (
+        read_experiment(experiment_dir).to_dict()
+        if (experiment_dir / EXPERIMENT_FILE).is_file()
+        else {}
+    )
+    promoted = read_metrics(experiment_dir)
+    metrics = promoted.to_dict() if promoted is not None else None
     curves = load_curves(experiment_dir) if curves is None else curves
     baseline = _number((experiment.get("baseline") or {}).get("kaggle_dice"))
     finished = finished_trials(rows)

@@ -106,3 +106,26 @@ def test_unknown_experiment_lists_those_that_exist(tmp_path: Path) -> None:
     assert resolve_experiment("real", tmp_path) == tmp_path / "real"
     with pytest.raises(RecordError, match=r"experiment=gone: no experiment at .*: real$"):
         resolve_experiment("gone", tmp_path)
+
+
+def test_promotion_metrics_round_trip_numpy_values_and_refuse_another_version(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+
+    from search.records import PromotionMetrics, read_metrics
+
+    assert read_metrics(tmp_path) is None  # not promoted
+    metrics = PromotionMetrics(
+        experiment="e",
+        models=[{"name": "unet_a", "test": {"raw": {"kaggle_dice": np.float32(0.5)}}}],
+        gains_on_test={"baseline": np.float64(0.6)},
+    )
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "metrics.json").write_text(metrics.to_json())
+    read = read_metrics(tmp_path)
+    assert read is not None and read.models[0]["test"]["raw"]["kaggle_dice"] == 0.5
+    assert read.gains_on_test == {"baseline": 0.6}
+    (tmp_path / "final" / "metrics.json").write_text(json.dumps({"version": 9}))
+    with pytest.raises(RecordError, match=r"final/metrics.json: format version 9"):
+        read_metrics(tmp_path)
