@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from search.components import component_runs, label_components, paint
+from search.records import METRIC
 
 __all__ = [
     "ClassParams",
@@ -340,5 +341,5 @@ def tune(
         )
         scores.append(float(cubes[c, t, a, g]))
     result = PostprocessParams(tuple(per_class), tuple(class_names), connectivity)
-    summary = {"val_kaggle_dice": float(np.mean(scores)), "val_dice_per_class": scores}
+    summary = {METRIC: float(np.mean(scores)), "val_dice_per_class": scores}
     return result, summary

@@ -17,6 +17,7 @@ import numpy as np
 from search import ensemble, postprocess
 from search.promotion.arrays import Split, chunks, score_levels
 from search.promotion.candidates import Candidate
+from search.records import METRIC
 
 __all__ = ["best_single", "choose_ensemble", "evaluate", "overlay_examples", "promotion_metrics"]
 
@@ -40,7 +41,7 @@ def evaluate(
         "postprocess": tuned,
         "val": {
             "raw": score_levels(val.masks, val_probs, raw, class_names),
-            "tuned": {"kaggle_dice": summary["val_kaggle_dice"]},
+            "tuned": {"kaggle_dice": summary[METRIC]},
         },
         "test": {
             "raw": score_levels(test.masks, test_probs, raw, class_names),
