@@ -273,6 +273,14 @@ class SplitRecords:
             batches = batch_by_size(examples, batch_size, drop_remainder)
         else:
             batches = examples.batch(batch_size, drop_remainder=drop_remainder)
+            if not repeat:
+                # Declared, and checked by tf.data: read from shards the count is unknown, and
+                # Keras then finds a pass's end by running out of data, which it reports as
+                # "Your input ran out of data; interrupting training" on every trial's
+                # first validation.
+                whole, part = divmod(self.examples, batch_size)
+                count = whole if drop_remainder else whole + (part > 0)
+                batches = batches.apply(tf.data.experimental.assert_cardinality(count))
         if dtype == "float32":
             # Cast whole batches: the float32 tensors are written once, not again by batch().
             batches = batches.map(

@@ -407,3 +407,18 @@ def test_check_options_names_the_image_sizes_a_crop_does_not_fit(tmp_path) -> No
         check_options(manifest, "train", 4, (32, 32))
     check_options(manifest, "val", 4, None)  # whole images of several sizes: batched by size
     check_options(manifest, "val", 1, None)
+
+
+@pytest.mark.parametrize("cache", ["none", "memory"])
+@pytest.mark.parametrize(("limit", "drop_remainder"), [(7, False), (7, True), (8, False)])
+def test_a_pass_declares_its_batch_count(
+    shards: str, cache: str, limit: int, drop_remainder: bool
+) -> None:
+    # Keras reads the count to end a validation pass; unknown, it runs out of data and warns.
+    split = open_split(shards, "train", limit=limit, num_workers=1, index=0, cache=cache)
+    dataset = split.dataset(batch_size=4, drop_remainder=drop_remainder, dtype="uint8")
+    expected = limit // 4 if drop_remainder else -(-limit // 4)
+    assert int(dataset.cardinality()) == expected
+    assert sum(1 for _ in dataset) == expected
+    repeated = split.dataset(batch_size=4, repeat=True, dtype="uint8")
+    assert int(repeated.cardinality()) < 0  # infinite
