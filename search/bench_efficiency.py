@@ -169,10 +169,11 @@ def main(argv: Sequence[str]) -> int:
         )
     verdict = compare(runs)
     for label, v in verdict.items():
+        gap = v["dice_gap"]
+        side = f"{gap:.4f} below" if gap >= 0 else f"{-gap:.4f} above"
         print(
-            f"{label}: {v['epoch_fraction']:.0%} of the grid's trial-epochs, best Dice "
-            f"{v['dice_gap']:+.4f} below the grid's; target "
-            f"{'met' if v['meets_target'] else 'MISSED'}"
+            f"{label}: {v['epoch_fraction']:.1%} of the grid's trial-epochs, best Dice "
+            f"{side} the grid's; target {'met' if v['meets_target'] else 'MISSED'}"
         )
     print(json.dumps({"grid_points": grid_size, "runs": runs, "against_grid": verdict}))
     return 0
