@@ -249,12 +249,20 @@ class PromotionMetrics:
         return {**{k: v for k, v in data.items() if k != "extra"}, **self.extra}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=_json_value) + "\n"
+        # allow_nan=False: a non-finite number left anywhere fails here, not in a reader that
+        # takes the file for standard JSON (a browser's JSON.parse refuses NaN).
+        return json.dumps(_json_value(self.to_dict()), indent=2, allow_nan=False) + "\n"
 
 
 def _json_value(value: Any) -> Any:
-    """What json cannot write itself: NumPy scalars as Python values, NaN as null."""
-    value = value.item() if hasattr(value, "item") else value
+    """`value` with NumPy scalars as Python values and NaN or infinity as null, at any depth:
+    json's `default` hook is not enough, since it never sees a float (NaN included)."""
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 

@@ -129,3 +129,22 @@ def test_promotion_metrics_round_trip_numpy_values_and_refuse_another_version(
     (tmp_path / "final" / "metrics.json").write_text(json.dumps({"version": 9}))
     with pytest.raises(RecordError, match=r"final/metrics.json: format version 9"):
         read_metrics(tmp_path)
+
+
+def test_promotion_metrics_write_non_finite_numbers_as_null_at_any_depth() -> None:
+    import numpy as np
+
+    from search.records import PromotionMetrics
+
+    metrics = PromotionMetrics(
+        experiment="e",
+        models=[{"val": {"raw": {"dice": [float("nan"), np.float64("inf"), np.float32(0.25)]}}}],
+        gains_on_test={"ensemble": float("-inf")},
+    )
+    # Standard JSON: Python's parser accepts NaN unless told to refuse it.
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    data = json.loads(metrics.to_json(), parse_constant=refuse)
+    assert data["models"][0]["val"]["raw"]["dice"] == [None, None, 0.25]
+    assert data["gains_on_test"] == {"ensemble": None}
