@@ -82,7 +82,7 @@ def train_trial(
     train = make_dataset(uri, "train", batch_size=4, deterministic=True)
     val = make_dataset(uri, "val", batch_size=8, deterministic=True)
     started = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=EPOCHS, verbose=0).history
+    history = model.fit(train, validation_data=val, epochs=EPOCHS, verbose=0, shuffle=False).history
     seconds = time.perf_counter() - started
     epochs = [
         {key: float(values[e]) for key, values in history.items()} | {"epoch": e + 1}
