@@ -89,7 +89,7 @@ def _search(args: Sequence[str], results_dir: Path, name: str) -> dict[str, Any]
     if done.returncode != 0:
         raise SystemExit(f"search {name} failed (exit {done.returncode})")
     summary = summarise(results_dir / name / "leaderboard.csv")
-    summary["wall_s"] = round(seconds, 1)
+    summary["wall_s"] = round(seconds, 1)  # this call's: a finished leg is only read back
     return summary
 
 
@@ -160,13 +160,17 @@ def main(argv: Sequence[str]) -> int:
     }
     print(
         f"{'search':<12} {'trials':>6} {'trial-epochs':>12} {'best val Dice':>13} "
-        f"{'trial s':>8} {'wall s':>8}"
+        f"{'trial s':>8} {'call s':>8}"
     )
     for label, s in runs.items():
         print(
             f"{label:<12} {s['trials']:>6} {s['trial_epochs']:>12} "
             f"{s['best_val_kaggle_dice']!s:>13} {s['trial_s']:>8} {s['wall_s']:>8}"
         )
+    print(
+        "trial s: the trials' own seconds, summed; call s: this command's seconds for the leg "
+        "(a leg finished by an earlier call is only resumed and read back)"
+    )
     verdict = compare(runs)
     for label, v in verdict.items():
         gap = v["dice_gap"]
