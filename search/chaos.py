@@ -121,9 +121,14 @@ def compare(reference: Path, faulted: Path, *, tolerance: float) -> dict[str, An
         for d in (reference / "tune").glob("*_*")
     }
     curve_diffs = [0.0]
-    for trial_dir in sorted((faulted / "tune").glob("*_*")):
+    for trial_dir in sorted(d for d in (faulted / "tune").glob("*_*") if d.is_dir()):
         records = read_results(trial_dir, strict=True)
         if not records:
+            # An empty or missing result.json lost every epoch: a 0-byte one left by a driver
+            # killed while Tune copied it once passed here unseen (the leaderboard had only
+            # the last epoch's score).
+            if _grid_index(trial_dir.name) in want:
+                gaps.append(trial_dir.name)
             continue
         epochs = [r["epoch"] for r in records]
         if len(epochs) != len(set(epochs)):
@@ -148,6 +153,8 @@ def compare(reference: Path, faulted: Path, *, tolerance: float) -> dict[str, An
         "repeated_epochs": repeated,
         "missing_epochs": gaps,
         "scores_off": off,
+        # grid point -> [the reference's best score, the faulted run's], for each one off
+        "scores": {k: [want[k].score, got[k].score] for k in off},
         "curves_off": curves_off,
         "max_score_diff": max(score_diffs.values(), default=0.0),
         "max_loss_diff": max(curve_diffs),

@@ -29,6 +29,8 @@ __all__ = [
     "leaderboard_rows",
     "read_baseline",
     "read_results",
+    "repair_results",
+    "trial_results",
     "write_leaderboard",
 ]
 
@@ -68,6 +70,59 @@ def read_results(trial_dir: str | Path | None, *, strict: bool = False) -> list[
     return rows
 
 
+def _state(state_path: Path) -> dict[str, Any] | None:
+    """A checkpoint's state.json, or None while it is unreadable (a worker killed while its
+    checkpoint was being copied leaves one that Tune never registered)."""
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def checkpoint_history(trial_dir: str | Path | None) -> list[dict[str, Any]]:
+    """Every epoch's metrics as the trial's newest readable checkpoint carries them (its
+    state.json `history`; [] for checkpoints written before it was recorded)."""
+    if not trial_dir or not Path(trial_dir).is_dir():
+        return []
+    newest: dict[str, Any] = {}
+    for state_path in Path(trial_dir).glob("checkpoint_*/state.json"):
+        state = _state(state_path)
+        if state is not None and int(state.get("epoch", -1)) > int(newest.get("epoch", -1)):
+            newest = state
+    return [dict(h) for h in newest.get("history") or [] if "epoch" in h]
+
+
+def trial_results(trial_dir: str | Path | None) -> list[dict[str, Any]]:
+    """A trial's per-epoch results, one per epoch in epoch order: result.json's, with any
+    epoch it lacks taken from the checkpoint history (see `repair_results`)."""
+    by_epoch = {int(r["epoch"]): r for r in checkpoint_history(trial_dir)}
+    by_epoch.update({int(r["epoch"]): r for r in read_results(trial_dir) if "epoch" in r})
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def repair_results(trial_dir: str | Path | None) -> list[int]:
+    """Rewrite a trial's result.json whole when epochs are missing from it that its newest
+    checkpoint recorded, or it holds lines that do not parse; returns the epochs restored.
+
+    Tune copies result.json from the driver's staging folder over the trial folder's in
+    place, so a driver killed mid-copy truncates it, and a resumed trial appends to what is
+    left. Run only while no Tune driver is syncing this experiment (before or after a run).
+    """
+    if not trial_dir or not Path(trial_dir).is_dir():
+        return []
+    path = Path(trial_dir) / "result.json"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    kept = read_results(trial_dir)
+    damaged = len(kept) != sum(1 for line in lines if line.strip())
+    have = {int(r["epoch"]) for r in kept if "epoch" in r}
+    lost = sorted({int(r["epoch"]) for r in checkpoint_history(trial_dir)} - have)
+    if not lost and not damaged:
+        return []
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in trial_results(trial_dir)))
+    return lost
+
+
 def _score(value: Any) -> float:
     try:
         number = float(value)
@@ -82,9 +137,8 @@ def best_checkpoint(trial_dir: str | Path | None) -> str:
         return ""
     best, best_score = "", -math.inf
     for state_path in sorted(Path(trial_dir).glob("checkpoint_*/state.json")):
-        try:
-            state = json.loads(state_path.read_text())
-        except (OSError, json.JSONDecodeError):
+        state = _state(state_path)
+        if state is None:
             continue
         score = _score(state.get("metrics", {}).get(METRIC))
         if not best or score > best_score:
@@ -126,7 +180,7 @@ def _lift(score: Any, baseline: Mapping[str, Any] | None) -> Any:
 def _trial_row(
     record: TrialRecord, class_names: Sequence[str], baseline: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    results = read_results(record.path)
+    results = trial_results(record.path)
     if record.last_result and "epoch" in record.last_result:
         results.append(dict(record.last_result))
     by_epoch = {int(r["epoch"]): r for r in results if "epoch" in r}

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.leaderboard import read_baseline, resolve_checkpoint, write_leaderboard
+from search.leaderboard import (
+    read_baseline,
+    repair_results,
+    resolve_checkpoint,
+    write_leaderboard,
+)
 from search.records import ENDED, METRIC, Status
 
 __all__ = ["SearchPlan", "SearchOutcome", "build_tuner", "run_search", "trial_dirname"]
@@ -263,6 +268,17 @@ def prune_checkpoints(rows: Sequence[Mapping[str, Any]], experiment_dir: str | P
     return removed
 
 
+def _epoch_ranges(epochs: Sequence[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3, 7'."""
+    spans: list[list[int]] = []
+    for epoch in sorted(epochs):
+        if spans and epoch == spans[-1][1] + 1:
+            spans[-1][1] = epoch
+        else:
+            spans.append([epoch, epoch])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
+
+
 def final_leaderboard(plan: SearchPlan) -> SearchOutcome:
     """The leaderboard from Tune's saved experiment state (all trials, any session)."""
     from ray import tune
@@ -270,6 +286,15 @@ def final_leaderboard(plan: SearchPlan) -> SearchOutcome:
     from search.console import trial_record
 
     analysis = tune.ExperimentAnalysis(str(plan.tune_dir))
+    # Tune has stopped syncing: mend any result.json a killed driver left truncated.
+    for trial in analysis.trials:
+        restored = repair_results(trial.path)
+        if restored:
+            print(
+                f"[search] {trial.trial_id}: result.json had lost epoch(s) "
+                f"{_epoch_ranges(restored)}; restored from the trial's newest checkpoint",
+                flush=True,
+            )
     records = [trial_record(t) for t in analysis.trials]
     rows = write_leaderboard(
         plan.experiment_dir,

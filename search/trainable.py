@@ -146,14 +146,15 @@ def new_model(
     return model
 
 
-def _restore(checkpoint: Any) -> tuple[Any, int]:
-    """The compiled model (optimizer state included) and the number of epochs done."""
+def _restore(checkpoint: Any) -> tuple[Any, int, list[dict[str, Any]]]:
+    """The compiled model (optimizer state included), the number of epochs done and the
+    metrics of each of those epochs (the checkpoint's `history`)."""
     import models
 
     with checkpoint.as_directory() as folder:
         state = json.loads((Path(folder) / CHECKPOINT_STATE).read_text())
         model = models.load_model(Path(folder) / CHECKPOINT_MODEL)
-    return model, int(state["epoch"])
+    return model, int(state["epoch"]), list(state.get("history") or [])
 
 
 def open_splits(settings: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -240,8 +241,12 @@ def _reporter(**kwargs: Any) -> Any:
 
     # Defined here so that importing this module (the driver does) does not import Keras.
     class Reporter(keras.callbacks.Callback):
-        def __init__(self, *, class_names, train_images, started, node_id, precision, share):
+        def __init__(
+            self, *, class_names, train_images, started, node_id, precision, share, history
+        ):
             super().__init__()
+            # Every epoch's metrics so far, carried in each checkpoint (see _report_epoch).
+            self.history = list(history)
             self.precision = precision
             self.share = share  # (CPUs, GPUs) Ray gave the trial: fixed for its life
             self.class_names = list(class_names)
@@ -296,9 +301,14 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
         gpus=callback.share[1],
         trial_started=callback.started,
     )
+    # The checkpoint carries every epoch's metrics, not only this one's: Tune's result.json is
+    # copied from the driver to the trial folder in place, so a driver killed mid-copy leaves
+    # it truncated (search.chaos found one emptied). A checkpoint folder is written once, by
+    # this worker, so search.leaderboard rebuilds lost epochs from the newest one.
+    callback.history = [h for h in callback.history if int(h["epoch"]) <= epoch] + [metrics]
     with tempfile.TemporaryDirectory(prefix="ckpt-") as folder:
         callback.model.save(Path(folder) / CHECKPOINT_MODEL)
-        state = {"epoch": epoch + 1, "metrics": metrics}
+        state = {"epoch": epoch + 1, "metrics": metrics, "history": callback.history}
         (Path(folder) / CHECKPOINT_STATE).write_text(json.dumps(state, indent=1))
         # report() copies the folder to the trial's storage before it returns.
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -318,9 +328,9 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        model, done = _restore(checkpoint)
+        model, done, history = _restore(checkpoint)
     else:
-        model, done = new_model(point, settings, precision, steps), 0
+        model, done, history = new_model(point, settings, precision, steps), 0, []
     reporter = _reporter(
         class_names=settings["class_names"],
         train_images=records.examples,
@@ -328,6 +338,7 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
         node_id=ray.get_runtime_context().get_node_id(),
         precision=precision,
         share=(cpus, gpus),
+        history=history,
     )
     # Seeded once, with the trial's seed whatever epoch it starts at: TensorFlow's shuffle
     # combines its own seed (the epoch's) with this global one, so a worker that resumed at

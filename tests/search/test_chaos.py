@@ -59,6 +59,16 @@ def test_compare_counts_repeated_missing_and_different_epochs(tmp_path: Path) ->
     assert result["missing_epochs"] == ["unet_abcde_00001"]
     assert result["scores_off"] == ["00000", "00001"]  # 0.6 against 0.5
     assert result["lost"] >= 4
+    assert result["scores"] == {"00000": [0.5, 0.6], "00001": [0.5, 0.6]}
+
+
+def test_compare_counts_an_emptied_result_json_as_lost_epochs(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "ref", {"00000": [1, 2, 3], "00001": [1, 2, 3]})
+    _fake_run(tmp_path / "cut", {"00000": [1, 2, 3], "00001": [1, 2, 3]})
+    (tmp_path / "cut" / "tune" / "unet_abcde_00000" / "result.json").write_text("")
+    (tmp_path / "cut" / "tune" / "experiment_state-2026-11-28_08-03-13.json").write_text("{}")
+    result = compare(tmp_path / "ref", tmp_path / "cut", tolerance=0)
+    assert result["missing_epochs"] == ["unet_abcde_00000"] and result["lost"] == 1
 
 
 @pytest.mark.slow

@@ -6,16 +6,25 @@ import csv
 import json
 from pathlib import Path
 
-from search.leaderboard import TrialRecord, resolve_checkpoint, write_leaderboard
+from search.leaderboard import (
+    TrialRecord,
+    repair_results,
+    resolve_checkpoint,
+    trial_results,
+    write_leaderboard,
+)
 
 CLASSES = ("a", "b")
 
 
-def _trial(root: Path, name: str, scores: list[float], kept: list[int]) -> Path:
-    """result.json with one line per epoch and checkpoint folders for the `kept` epochs."""
+def _trial(
+    root: Path, name: str, scores: list[float], kept: list[int], history: bool = False
+) -> Path:
+    """result.json with one line per epoch and checkpoint folders for the `kept` epochs (with
+    every epoch's metrics so far in their state.json when `history`, as trials now write)."""
     folder = root / name
     folder.mkdir(parents=True)
-    lines = []
+    lines, so_far = [], []
     for epoch, score in enumerate(scores, start=1):
         metrics = {
             "epoch": epoch,
@@ -30,10 +39,13 @@ def _trial(root: Path, name: str, scores: list[float], kept: list[int]) -> Path:
             "node_id": "abcdef0123456789",
         }
         lines.append(json.dumps(metrics))
+        so_far.append(metrics)
         if epoch in kept:
             checkpoint = folder / f"checkpoint_{epoch - 1:06d}"
             checkpoint.mkdir()
             state = {"epoch": epoch, "metrics": metrics}
+            if history:
+                state["history"] = list(so_far)
             (checkpoint / "state.json").write_text(json.dumps(state))
     (folder / "result.json").write_text("\n".join(lines) + "\n")
     return folder
@@ -77,6 +89,40 @@ def test_unflushed_last_result_counts(tmp_path):
     record = TrialRecord("t1", "TERMINATED", {"model": "unet"}, str(folder), last_result=last)
     (row,) = write_leaderboard(tmp_path, [record], class_names=CLASSES, title="x")
     assert row["epochs"] == 2 and row["val_kaggle_dice"] == 0.8 and row["best_epoch"] == 2
+
+
+def test_an_emptied_result_json_is_scored_and_rebuilt_from_the_checkpoint_history(tmp_path):
+    # A driver killed while Tune copied result.json over the trial's leaves it empty; the
+    # leaderboard then knew only Tune's last result (epoch 3's 0.7, not epoch 2's 0.9).
+    folder = _trial(tmp_path, "unet_1", [0.5, 0.9, 0.7], kept=[2, 3], history=True)
+    whole = (folder / "result.json").read_text()
+    last = json.loads(whole.splitlines()[-1])
+    (folder / "result.json").write_text("")
+    record = TrialRecord("t1", "TERMINATED", {"model": "unet"}, str(folder), last_result=last)
+    (row,) = write_leaderboard(tmp_path, [record], class_names=CLASSES, title="x")
+    assert (row["val_kaggle_dice"], row["best_epoch"], row["epochs"]) == (0.9, 2, 3)
+    assert row["device_s"] == 6.0
+    assert repair_results(folder) == [1, 2, 3]
+    assert (folder / "result.json").read_text() == whole
+    assert repair_results(folder) == []  # whole: left alone
+
+
+def test_a_result_json_cut_mid_line_and_appended_to_is_mended(tmp_path):
+    # Truncated inside epoch 2's line, then a resumed trial appended epoch 3 to what was left.
+    folder = _trial(tmp_path, "unet_1", [0.5, 0.9, 0.7], kept=[3], history=True)
+    whole = (folder / "result.json").read_text()
+    one, two, three = whole.splitlines()
+    (folder / "result.json").write_text(f"{one}\n{two[:20]}{three}\n")
+    assert [r["epoch"] for r in trial_results(folder)] == [1, 2, 3]
+    assert repair_results(folder) == [2, 3]
+    assert (folder / "result.json").read_text() == whole
+
+
+def test_checkpoints_without_a_history_repair_nothing(tmp_path):
+    # Checkpoints written before trials recorded their history: result.json stands as it is.
+    folder = _trial(tmp_path, "unet_1", [0.5, 0.9], kept=[2])
+    (folder / "result.json").write_text("")
+    assert repair_results(folder) == [] and (folder / "result.json").read_text() == ""
 
 
 BASELINE = {"split": "val", "images": 20, "kaggle_dice": 0.6, "per_class": {"a": 0.7, "b": 0.5}}

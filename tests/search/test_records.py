@@ -141,6 +141,7 @@ def test_promotion_metrics_write_non_finite_numbers_as_null_at_any_depth() -> No
         models=[{"val": {"raw": {"dice": [float("nan"), np.float64("inf"), np.float32(0.25)]}}}],
         gains_on_test={"ensemble": float("-inf")},
     )
+
     # Standard JSON: Python's parser accepts NaN unless told to refuse it.
     def refuse(constant: str) -> None:
         raise AssertionError(f"non-standard JSON constant {constant}")

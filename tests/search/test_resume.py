@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from search.leaderboard import checkpoint_history
+
 PROJECT = Path(__file__).resolve().parents[2]
 TINY = [  # each test sets its own train.epochs and train.limit_train
     "preset=smoke",
@@ -125,6 +127,7 @@ def test_killed_trial_worker_resumes_from_its_last_checkpoint(tmp_path):
         "train.epochs=4",
         "train.limit_train=24",
         "max_failures=2",
+        "prune_checkpoints=false",  # keep the newest checkpoint, to read its history
         *TINY,
     ]
     folder = tmp_path / "fault"
@@ -151,3 +154,20 @@ def test_killed_trial_worker_resumes_from_its_last_checkpoint(tmp_path):
     switch = pids.index(pids[-1])
     assert pids[switch - 1] == last["pid"]
     assert epochs[switch] == epochs[switch - 1] + 1  # ...at the epoch after the checkpoint
+    # The newest checkpoint carries every epoch's metrics, the killed worker's included: what
+    # search.leaderboard rebuilds a result.json from when a killed driver truncated it.
+    trial_dir = next((folder / "tune").glob("unet_*"))
+    history = checkpoint_history(trial_dir)
+    assert [(h["epoch"], h["loss"], h["pid"]) for h in history] == [
+        (r["epoch"], r["loss"], r["pid"]) for r in results
+    ]
+    # A driver killed while Tune copied result.json leaves it empty (search.chaos saw it): the
+    # next run of the same command rebuilds it from that history, and the leaderboard with it.
+    (trial_dir / "result.json").write_text("")
+    code, output = _finish(_start(tmp_path, *argv))
+    assert code == 0, output[-3000:]
+    assert "result.json had lost epoch(s) 1-4; restored" in output
+    assert [(r["epoch"], r["loss"], r["val_kaggle_dice"]) for r in _results(trial_dir)] == [
+        (r["epoch"], r["loss"], r["val_kaggle_dice"]) for r in results
+    ]
+    assert _rows(folder) == [row]
