@@ -52,7 +52,8 @@ def read_results(trial_dir: str | Path | None, *, strict: bool = False) -> list[
     """The per-epoch results of a trial (result.json holds one JSON object per line).
 
     A line that does not parse is skipped (one being written right now; the next refresh
-    reads it whole), or with `strict` raises: a finished trial's file must parse whole.
+    reads it whole), or with `strict` raises a ValueError naming the file and line: a
+    finished trial's file must parse whole.
     """
     if not trial_dir:
         return []
@@ -60,12 +61,12 @@ def read_results(trial_dir: str | Path | None, *, strict: bool = False) -> list[
     if not path.is_file():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
             if strict and line.strip():
-                raise
+                raise ValueError(f"{path} line {number}: not JSON ({exc})") from exc
             continue
     return rows
 
@@ -93,11 +94,13 @@ def checkpoint_history(trial_dir: str | Path | None) -> list[dict[str, Any]]:
     return [dict(h) for h in newest.get("history") or [] if "epoch" in h]
 
 
-def trial_results(trial_dir: str | Path | None) -> list[dict[str, Any]]:
+def trial_results(trial_dir: str | Path | None, *, strict: bool = False) -> list[dict[str, Any]]:
     """A trial's per-epoch results, one per epoch in epoch order: result.json's, with any
-    epoch it lacks taken from the checkpoint history (see `repair_results`)."""
+    epoch it lacks taken from the checkpoint history (see `repair_results`); `strict` as in
+    `read_results`."""
     by_epoch = {int(r["epoch"]): r for r in checkpoint_history(trial_dir)}
-    by_epoch.update({int(r["epoch"]): r for r in read_results(trial_dir) if "epoch" in r})
+    results = read_results(trial_dir, strict=strict)
+    by_epoch.update({int(r["epoch"]): r for r in results if "epoch" in r})
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 

@@ -305,7 +305,9 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
     # copied from the driver to the trial folder in place, so a driver killed mid-copy leaves
     # it truncated (search.chaos found one emptied). A checkpoint folder is written once, by
     # this worker, so search.leaderboard rebuilds lost epochs from the newest one.
-    callback.history = [h for h in callback.history if int(h["epoch"]) <= epoch] + [metrics]
+    # Tune's own keys that name the line (the report reads them), besides our metrics.
+    entry = dict(metrics, trial_id=tune.get_context().get_trial_id(), training_iteration=epoch + 1)
+    callback.history = [h for h in callback.history if int(h["epoch"]) <= epoch] + [entry]
     with tempfile.TemporaryDirectory(prefix="ckpt-") as folder:
         callback.model.save(Path(folder) / CHECKPOINT_MODEL)
         state = {"epoch": epoch + 1, "metrics": metrics, "history": callback.history}

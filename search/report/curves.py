@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.leaderboard import trial_results
 from search.records import METRIC, atomic_write
 from search.report.values import _number, _read_json
 
@@ -25,18 +26,15 @@ def learning_curves(experiment_dir: Path) -> dict[str, list[dict[str, Any]]]:
     for trial_dir in sorted(p for p in tune_dir.iterdir() if p.is_dir()):
         progress, results = trial_dir / "progress.csv", trial_dir / "result.json"
         records: list[dict[str, Any]] = []
-        if progress.is_file() and progress.stat().st_size > 0:
+        if results.is_file():
+            # What the leaderboard reads: result.json, with any epoch a killed driver cut
+            # from it (and from progress.csv, copied the same way) taken from the checkpoint.
+            records = trial_results(trial_dir, strict=True)
+        elif progress.is_file() and progress.stat().st_size > 0:
             try:
                 records = pd.read_csv(progress).to_dict(orient="records")
             except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
                 raise ValueError(f"{progress}: unreadable progress file ({exc})") from exc
-        elif results.is_file():
-            for line, text in enumerate(results.read_text().splitlines(), start=1):
-                if text.strip():
-                    try:
-                        records.append(json.loads(text))
-                    except json.JSONDecodeError as exc:
-                        raise ValueError(f"{results} line {line}: not JSON ({exc})") from exc
         if records:
             trial_id = str(records[0].get("trial_id") or trial_dir.name)
             curves[trial_id] = records

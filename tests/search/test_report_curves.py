@@ -97,3 +97,44 @@ def test_result_span_runs_from_the_first_epochs_start_to_the_last_result() -> No
     }
     assert result_span_s(curves) == pytest.approx(35.0)
     assert result_span_s({"a": [{"loss": 0.5}]}) is None
+
+
+def _ray_trial(folder: Path, epochs: int) -> list[dict]:
+    """A Tune trial folder: result.json and progress.csv of `epochs` epochs, and the newest
+    checkpoint's state.json with every epoch's metrics (`history`), as trials write it."""
+    folder.mkdir(parents=True)
+    lines = [
+        {"trial_id": "abcde_00000", "training_iteration": e, "epoch": e, "loss": 1 / e}
+        | {"val_loss": 2 / e, "val_kaggle_dice": 0.5 + e / 100}
+        for e in range(1, epochs + 1)
+    ]
+    (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    header = ",".join(lines[0])
+    rows = [",".join(str(v) for v in r.values()) for r in lines]
+    (folder / "progress.csv").write_text("\n".join([header, *rows]) + "\n")
+    checkpoint = folder / f"checkpoint_{epochs - 1:06d}"
+    checkpoint.mkdir()
+    state = {"epoch": epochs, "metrics": lines[-1], "history": lines}
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    return lines
+
+
+def test_curves_of_a_trial_whose_result_files_a_killed_driver_cut(tmp_path: Path) -> None:
+    # Tune copies result.json and progress.csv over the trial folder's in place; a driver
+    # killed mid-copy leaves them cut. The curves then come from the checkpoint's history.
+    trial = tmp_path / "tune" / "unet_abcde_00000"
+    lines = _ray_trial(trial, epochs=4)
+    (trial / "result.json").write_text(json.dumps(lines[0]) + "\n")
+    (trial / "progress.csv").write_text((trial / "progress.csv").read_text()[:60])
+    curves = load_curves(tmp_path)
+    assert curves.source == "tune"
+    assert curves.trials == {"abcde_00000": lines}
+
+
+def test_a_result_line_that_does_not_parse_is_named(tmp_path: Path) -> None:
+    trial = tmp_path / "tune" / "unet_abcde_00000"
+    lines = _ray_trial(trial, epochs=3)
+    text = "".join(json.dumps(r) + "\n" for r in lines[:2]) + '{"epoch": 3, "lo\n'
+    (trial / "result.json").write_text(text)
+    with pytest.raises(ValueError, match=r"unet_abcde_00000/result.json line 3: not JSON"):
+        load_curves(tmp_path)

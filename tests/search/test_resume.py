@@ -167,7 +167,8 @@ def test_killed_trial_worker_resumes_from_its_last_checkpoint(tmp_path):
     code, output = _finish(_start(tmp_path, *argv))
     assert code == 0, output[-3000:]
     assert "result.json had lost epoch(s) 1-4; restored" in output
-    assert [(r["epoch"], r["loss"], r["val_kaggle_dice"]) for r in _results(trial_dir)] == [
-        (r["epoch"], r["loss"], r["val_kaggle_dice"]) for r in results
+    keys = ("trial_id", "training_iteration", "epoch", "loss", "val_kaggle_dice")
+    assert [[r[k] for k in keys] for r in _results(trial_dir)] == [
+        [r[k] for k in keys] for r in results
     ]
     assert _rows(folder) == [row]
