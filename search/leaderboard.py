@@ -60,8 +60,12 @@ def read_results(trial_dir: str | Path | None, *, strict: bool = False) -> list[
     path = Path(trial_dir) / "result.json"
     if not path.is_file():
         return []
+    return _parse_results(path, path.read_text().splitlines(), strict=strict)
+
+
+def _parse_results(path: Path, lines: Sequence[str], *, strict: bool) -> list[dict[str, Any]]:
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
@@ -71,37 +75,50 @@ def read_results(trial_dir: str | Path | None, *, strict: bool = False) -> list[
     return rows
 
 
-def _state(state_path: Path) -> dict[str, Any] | None:
-    """A checkpoint's state.json, or None while it is unreadable (a worker killed while its
-    checkpoint was being copied leaves one that Tune never registered)."""
-    try:
-        state = json.loads(state_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return state if isinstance(state, dict) else None
+def _checkpoint_states(trial_dir: str | Path | None) -> list[tuple[Path, dict[str, Any]]]:
+    """(folder, state.json) of each of a trial's checkpoints, in folder order; one that is
+    unreadable is left out (a worker killed while its checkpoint was being copied leaves one
+    that Tune never registered)."""
+    if not trial_dir or not Path(trial_dir).is_dir():
+        return []
+    states = []
+    for state_path in sorted(Path(trial_dir).glob("checkpoint_*/state.json")):
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(state, dict):
+            states.append((state_path.parent, state))
+    return states
+
+
+def _history(states: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The `history` of the checkpoint with the highest epoch."""
+    dated = (s for _, s in states if "epoch" in s)
+    newest = max(dated, key=lambda s: int(s["epoch"]), default={})
+    return [dict(h) for h in newest.get("history") or [] if "epoch" in h]
+
+
+def _merge(
+    history: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One result per epoch in epoch order: result.json's where it has the epoch."""
+    by_epoch = {int(r["epoch"]): r for r in history}
+    by_epoch.update({int(r["epoch"]): r for r in results if "epoch" in r})
+    return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def checkpoint_history(trial_dir: str | Path | None) -> list[dict[str, Any]]:
     """Every epoch's metrics as the trial's newest readable checkpoint carries them (its
     state.json `history`; [] for checkpoints written before it was recorded)."""
-    if not trial_dir or not Path(trial_dir).is_dir():
-        return []
-    newest: dict[str, Any] = {}
-    for state_path in Path(trial_dir).glob("checkpoint_*/state.json"):
-        state = _state(state_path)
-        if state is not None and int(state.get("epoch", -1)) > int(newest.get("epoch", -1)):
-            newest = state
-    return [dict(h) for h in newest.get("history") or [] if "epoch" in h]
+    return _history(_checkpoint_states(trial_dir))
 
 
 def trial_results(trial_dir: str | Path | None, *, strict: bool = False) -> list[dict[str, Any]]:
     """A trial's per-epoch results, one per epoch in epoch order: result.json's, with any
     epoch it lacks taken from the checkpoint history (see `repair_results`); `strict` as in
     `read_results`."""
-    by_epoch = {int(r["epoch"]): r for r in checkpoint_history(trial_dir)}
-    results = read_results(trial_dir, strict=strict)
-    by_epoch.update({int(r["epoch"]): r for r in results if "epoch" in r})
-    return [by_epoch[e] for e in sorted(by_epoch)]
+    return _merge(checkpoint_history(trial_dir), read_results(trial_dir, strict=strict))
 
 
 def repair_results(trial_dir: str | Path | None) -> list[int]:
@@ -116,13 +133,15 @@ def repair_results(trial_dir: str | Path | None) -> list[int]:
         return []
     path = Path(trial_dir) / "result.json"
     lines = path.read_text().splitlines() if path.is_file() else []
-    kept = read_results(trial_dir)
+    kept = _parse_results(path, lines, strict=False)
     damaged = len(kept) != sum(1 for line in lines if line.strip())
-    have = {int(r["epoch"]) for r in kept if "epoch" in r}
-    lost = sorted({int(r["epoch"]) for r in checkpoint_history(trial_dir)} - have)
+    history = checkpoint_history(trial_dir)
+    lost = sorted(
+        {int(r["epoch"]) for r in history} - {int(r["epoch"]) for r in kept if "epoch" in r}
+    )
     if not lost and not damaged:
         return []
-    atomic_write(path, "".join(json.dumps(r) + "\n" for r in trial_results(trial_dir)))
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in _merge(history, kept)))
     return lost
 
 
@@ -134,18 +153,13 @@ def _score(value: Any) -> float:
     return number if math.isfinite(number) else -math.inf
 
 
-def best_checkpoint(trial_dir: str | Path | None) -> str:
+def _best(states: Sequence[tuple[Path, dict[str, Any]]]) -> str:
     """Absolute path of the kept checkpoint with the best val_kaggle_dice, or ''."""
-    if not trial_dir or not Path(trial_dir).is_dir():
-        return ""
     best, best_score = "", -math.inf
-    for state_path in sorted(Path(trial_dir).glob("checkpoint_*/state.json")):
-        state = _state(state_path)
-        if state is None:
-            continue
+    for folder, state in states:
         score = _score(state.get("metrics", {}).get(METRIC))
         if not best or score > best_score:
-            best, best_score = str(state_path.parent.resolve()), score
+            best, best_score = str(folder.resolve()), score
     return best
 
 
@@ -183,7 +197,8 @@ def _lift(score: Any, baseline: Mapping[str, Any] | None) -> Any:
 def _trial_row(
     record: TrialRecord, class_names: Sequence[str], baseline: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    results = trial_results(record.path)
+    states = _checkpoint_states(record.path)  # read once: the history and the best
+    results = _merge(_history(states), read_results(record.path))
     if record.last_result and "epoch" in record.last_result:
         results.append(dict(record.last_result))
     by_epoch = {int(r["epoch"]): r for r in results if "epoch" in r}
@@ -212,7 +227,7 @@ def _trial_row(
     row["backend"] = str(last.get("backend", ""))
     # The host a person can find; Ray's node id only where a trial did not report one.
     row["node"] = str(last.get("host") or str(last.get("node_id", ""))[:12])
-    row["checkpoint"] = best_checkpoint(record.path)
+    row["checkpoint"] = _best(states)
     row["error"] = " ".join(record.error.split())[:300]
     return row
 

@@ -307,7 +307,7 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
     # this worker, so search.leaderboard rebuilds lost epochs from the newest one.
     # Tune's own keys that name the line (the report reads them), besides our metrics.
     entry = dict(metrics, trial_id=tune.get_context().get_trial_id(), training_iteration=epoch + 1)
-    callback.history = [h for h in callback.history if int(h["epoch"]) <= epoch] + [entry]
+    callback.history.append(entry)  # a restored history ends at the epoch before this one
     with tempfile.TemporaryDirectory(prefix="ckpt-") as folder:
         callback.model.save(Path(folder) / CHECKPOINT_MODEL)
         state = {"epoch": epoch + 1, "metrics": metrics, "history": callback.history}
