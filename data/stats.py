@@ -155,7 +155,7 @@ def shard_stats(uri: str) -> dict[str, Any]:
         result[split] = stats_from_rles(rles, manifest.class_names)
     result["all"] = stats_from_rles(everything, manifest.class_names)
     if manifest.dropped_clean:
-        result["all"]["clean_left_out_of_train_val"] = manifest.dropped_clean
+        result["all"]["clean_left_out_of_train"] = manifest.dropped_clean
     if "dataset" in manifest.stats:
         # Every usable source image, also the clean ones that keep_clean=false left out of
         # the shards: the figures to compare with the source's published ones.
@@ -168,8 +168,8 @@ def format_stats(title: str, stats: dict[str, Any]) -> str:
         f"## {title}",
         f"images {stats['images']}  defective {stats['defective']}  clean {stats['clean']}"
         + (
-            f"  (+{stats['clean_left_out_of_train_val']} clean left out of train/val)"
-            if "clean_left_out_of_train_val" in stats
+            f"  (+{stats['clean_left_out_of_train']} clean left out of train)"
+            if "clean_left_out_of_train" in stats
             else ""
         ),
         "images per class: " + "  ".join(f"{k}: {v}" for k, v in stats["images_per_class"].items()),

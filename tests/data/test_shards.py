@@ -10,7 +10,7 @@ import pytest
 
 from data.datasets import split_config, synthetic_config
 from data.prepare import main as prepare_main
-from data.prepare import prepare
+from data.prepare import ShardsExist, prepare
 from data.reader import iter_examples, make_dataset
 from data.shards import ShardError, read_manifest
 
@@ -48,7 +48,7 @@ def test_shards_are_bounded_checksummed_and_leave_no_temporaries(tmp_path: Path)
     assert written["class_names"] == ["pits", "scratches", "patches", "blobs"]
 
 
-def test_rerun_with_same_inputs_is_a_no_op_and_changes_rewrite(tmp_path: Path) -> None:
+def test_rerun_with_same_inputs_is_a_no_op_and_changes_rewrite_when_asked(tmp_path: Path) -> None:
     first = prepare(synthetic(), out=str(tmp_path))
     before = files(tmp_path)
     again = prepare(synthetic(), out=str(tmp_path))
@@ -56,10 +56,50 @@ def test_rerun_with_same_inputs_is_a_no_op_and_changes_rewrite(tmp_path: Path) -
     assert again.input_fingerprint == first.input_fingerprint
     # A stale temporary from an interrupted write is not a shard; a real rebuild removes it.
     (tmp_path / "train-00007.arrow.tmp-deadbeef").write_bytes(b"partial")
-    changed = prepare(synthetic(seed=1), out=str(tmp_path))
+    changed = prepare(synthetic(seed=1), out=str(tmp_path), overwrite=True)
     assert changed.input_fingerprint != first.input_fingerprint
     assert not any(".tmp-" in p.name for p in tmp_path.iterdir())
     assert files(tmp_path)["manifest.json"] != before["manifest.json"]
+
+
+def test_another_config_or_dataset_is_refused_with_the_folder_untouched(tmp_path: Path) -> None:
+    prepare(synthetic(), out=str(tmp_path))
+    before = files(tmp_path)
+    with pytest.raises(ShardsExist, match=r"dataset.seed: 0 there, 1 asked.*overwrite=true"):
+        prepare(synthetic(seed=1), out=str(tmp_path))
+    other = synthetic() | {"name": "severstal", "source": "synthetic"}
+    with pytest.raises(ShardsExist, match="holds shards of dataset=synthetic .* dataset=severstal"):
+        prepare(other, out=str(tmp_path))
+    assert files(tmp_path) == before
+
+
+def test_prepare_command_refuses_another_dataset_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from data.config import run_cli
+
+    args = ["dataset=synthetic", "dataset.num_images=12", "dataset.height=16", "dataset.width=16"]
+    out = f"out={tmp_path}"
+    with pytest.raises(SystemExit) as done:
+        run_cli(prepare_main, [*args, out])
+    assert done.value.code == 0
+    before = files(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        run_cli(prepare_main, [*args, "dataset.seed=5", out])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 2 and len(err) == 1
+    assert err[0].startswith(f"error: {tmp_path} holds shards of dataset=synthetic")
+    assert "overwrite=true" in err[0] and files(tmp_path) == before
+    with pytest.raises(SystemExit) as done:
+        run_cli(prepare_main, [*args, "dataset.seed=5", out, "overwrite=true"])
+    assert done.value.code == 0 and files(tmp_path) != before
+
+
+def test_parallel_workers_write_the_same_shards(tmp_path: Path) -> None:
+    serial = prepare(synthetic(num_images=40), out=str(tmp_path / "one"), workers=1)
+    parallel = prepare(synthetic(num_images=40), out=str(tmp_path / "two"), workers=2)
+    assert serial.splits == parallel.splits  # same rows, bytes and sha256 per shard
 
 
 def test_file_uri_works_end_to_end(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""data.splits: seeded, disjoint, the paper's 95/5 of defective images, test keeps clean ones."""
+"""data.splits: seeded, disjoint, stratified by class set; val and test hold clean images in
+the dataset's proportion; keep_clean decides only what train holds."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from data.sources import Entry
 from data.splits import assign_splits
 
 
-def entries(defective: int, clean: int) -> list[Entry]:
-    def load() -> np.ndarray:
-        return np.zeros((1, 1), np.uint8)
+def _load() -> np.ndarray:
+    return np.zeros((1, 1), np.uint8)
 
-    made = [Entry(f"d{i:04d}.jpg", 4, 4, ("1 2", ""), load) for i in range(defective)]
-    return made + [Entry(f"c{i:04d}.jpg", 4, 4, ("", ""), load) for i in range(clean)]
+
+def entries(defective: int, clean: int) -> list[Entry]:
+    made = [Entry(f"d{i:04d}.jpg", 4, 4, ("1 2", ""), _load) for i in range(defective)]
+    return made + [Entry(f"c{i:04d}.jpg", 4, 4, ("", ""), _load) for i in range(clean)]
 
 
 def settings(**changes: object) -> dict:
@@ -38,26 +40,56 @@ def test_same_seed_same_split_whatever_the_input_order() -> None:
     assert ids(first)["val"] != ids(other)["val"]
 
 
-def test_paper_setting_is_95_5_of_the_defective_images() -> None:
+def test_paper_setting_trains_on_defective_images_and_validates_on_all() -> None:
     parts, dropped = assign_splits(entries(400, 300), settings(test_fraction=0.0))
-    assert all(e.defective for name in ("train", "val") for e in parts[name])
-    assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (380, 20, 0)
-    assert len(dropped) == 300 and not any(e.defective for e in dropped)
+    assert all(e.defective for e in parts["train"])
+    # val is 5% of everything, clean images in their 3/7 proportion: 35 images, 15 clean.
+    assert (len(parts["val"]), sum(not e.defective for e in parts["val"])) == (35, 15)
+    assert (len(parts["train"]), len(parts["test"])) == (380, 0)
+    assert len(dropped) == 285 and not any(e.defective for e in dropped)
 
 
-def test_test_split_keeps_clean_images_in_proportion_and_splits_are_disjoint() -> None:
+def test_val_and_test_keep_clean_images_in_proportion_and_splits_are_disjoint() -> None:
     data = entries(600, 400)
     parts, dropped = assign_splits(data, settings())
-    test = parts["test"]
+    test, val = parts["test"], parts["val"]
     assert len(test) == 100 and sum(not e.defective for e in test) == 40
+    assert len(val) == 45 and sum(not e.defective for e in val) == 18  # 5% of the other 900
     every = [e.image_id for members in parts.values() for e in members] + [
         e.image_id for e in dropped
     ]
     assert sorted(every) == sorted(e.image_id for e in data)  # disjoint and complete
     kept, none_dropped = assign_splits(data, settings(keep_clean=True))
     assert not none_dropped
-    assert any(not e.defective for e in kept["train"]) and any(not e.defective for e in kept["val"])
-    assert ids(kept)["test"] == ids(parts)["test"]
+    assert any(not e.defective for e in kept["train"])
+    # keep_clean changes train only: val and test are the same images either way.
+    assert ids(kept)["test"] == ids(parts)["test"] and ids(kept)["val"] == ids(parts)["val"]
+
+
+def test_every_class_combination_is_stratified() -> None:
+    # Three class sets in 5 : 3 : 2, plus clean images: each split keeps the proportions.
+    sets = {"": 400, "1 1|": 300, "|1 1": 180, "1 1|1 1": 120}
+    data = [
+        Entry(f"{n}{i:04d}.jpg", 4, 4, tuple(key.split("|")) if key else ("", ""), _load)
+        for n, (key, count) in enumerate(sets.items())
+        for i in range(count)
+    ]
+    parts, _ = assign_splits(data, settings(keep_clean=True, test_fraction=0.2, val_fraction=0.25))
+    for name, share in (("test", 0.2), ("val", 0.25 * 0.8)):
+        counts = {key: 0 for key in sets}
+        for entry in parts[name]:
+            counts["|".join(entry.rles) if any(entry.rles) else ""] += 1
+        assert counts == {key: round(share * count) for key, count in sets.items()}, name
+
+
+def test_tiny_strata_do_not_inflate_a_split() -> None:
+    # Ten images in ten class sets: a 10% split is one image, not one per stratum.
+    data = [
+        Entry(f"x{i}.jpg", 4, 4, tuple("1 1" if k == i else "" for k in range(10)), _load)
+        for i in range(10)
+    ]
+    parts, _ = assign_splits(data, settings(keep_clean=True))
+    assert len(parts["test"]) == 1
 
 
 def test_source_splits_keep_the_folders() -> None:
