@@ -21,6 +21,7 @@ __all__ = [
     "folder_config",
     "neu_seg_config",
     "severstal_config",
+    "severstal_sim_config",
     "split_config",
     "synthetic_config",
 ]
@@ -71,6 +72,30 @@ def severstal_config(
         "image_dir": image_dir,
         "image_shape": shape,
         "class_names": _names(class_names),
+        "max_images": max_images,
+        "split": _split(split),
+    }
+
+
+SEVERSTAL_LABELS = "../shared/data/severstal/labels"
+
+
+def severstal_sim_config(
+    root: str | Path = SEVERSTAL_LABELS,
+    *,
+    seed: int = 0,
+    max_images: int | None = None,
+    split: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`dataset=severstal-sim`: the full-scale stand-in, from the real labels under `root`."""
+    return {
+        "name": "severstal-sim",
+        "source": "severstal-sim",
+        "root": str(root),
+        "labels_csv": "train_7179_old_format.csv",
+        "flags_csv": "defect_flags_12568.csv",
+        "class_names": ["1", "2", "3", "4"],
+        "seed": seed,
         "max_images": max_images,
         "split": _split(split),
     }

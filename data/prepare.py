@@ -46,7 +46,14 @@ from data.sources import Entry, Problems, SourceError, scan_source
 from data.splits import SPLIT_METHOD, assign_splits
 from data.stats import stats_from_rles
 
-__all__ = ["prepare", "main", "IMAGE_FORMATS", "DEFAULT_SHARD_BYTES", "ShardsExist"]
+__all__ = [
+    "DEFAULT_SHARD_BYTES",
+    "IMAGE_FORMATS",
+    "ShardsExist",
+    "encoded_images",
+    "main",
+    "prepare",
+]
 
 IMAGE_FORMATS = ("raw", "png")
 DEFAULT_SHARD_BYTES = 64 * 1024 * 1024
@@ -226,7 +233,7 @@ def _load_record(load: Callable[[], np.ndarray], image_format: str) -> tuple[byt
     return (pixels.tobytes() if image_format == "raw" else encode_png(pixels)), ""
 
 
-def _loaded(
+def encoded_images(
     members: Sequence[Entry], image_format: str, workers: int
 ) -> Iterator[tuple[bytes | None, str]]:
     """Each member's `_load_record`, in order; in worker processes when there is more than one.
@@ -265,7 +272,7 @@ def _records(
     workers: int = 0,
 ) -> Iterator[ShardRecord]:
     for entry, (image, problem) in zip(
-        members, _loaded(members, image_format, workers), strict=True
+        members, encoded_images(members, image_format, workers), strict=True
     ):
         if image is None:
             problems.report(entry.image_id, problem)
@@ -341,9 +348,7 @@ def _summary(manifest: Manifest) -> str:
     )
     lines = [f"{manifest.uri}: {manifest.name} ({manifest.source}), {splits}"]
     if manifest.dropped_clean:
-        lines.append(
-            f"clean images left out of train (keep_clean=false): {manifest.dropped_clean}"
-        )
+        lines.append(f"clean images left out of train (keep_clean=false): {manifest.dropped_clean}")
     if manifest.skipped:
         lines.append(f"skipped {len(manifest.skipped)} bad record(s) (listed in manifest.json):")
         lines += [f"  {s['reason']}" for s in manifest.skipped[:20]]

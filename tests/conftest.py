@@ -32,7 +32,7 @@ def severstal_sample() -> Path:
 
 @pytest.fixture(scope="session")
 def severstal_labels() -> Path:
-    """../shared/data/severstal/labels: the 7,004-image old-format CSV and defect flags."""
+    """../shared/data/severstal/labels: the 7,179-image old-format CSV (real masks) and the 12,568 images' defect flags."""
     return shared_path("severstal", "labels")
 
 

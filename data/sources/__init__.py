@@ -8,6 +8,7 @@ from typing import Any
 from data.sources._base import ON_ERROR_CHOICES, Entry, Problems, Scan, SourceError
 from data.sources.folder import scan_folder
 from data.sources.severstal import scan_severstal
+from data.sources.severstal_sim import scan_severstal_sim
 from data.sources.synthetic import scan_synthetic
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
 
 _SCANNERS: dict[str, Callable[[Mapping[str, Any], Problems], Scan]] = {
     "severstal": scan_severstal,
+    "severstal-sim": scan_severstal_sim,
     "folder": scan_folder,
     "synthetic": scan_synthetic,
 }

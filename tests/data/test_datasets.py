@@ -14,6 +14,7 @@ from data.datasets import (
     folder_config,
     neu_seg_config,
     severstal_config,
+    severstal_sim_config,
     split_config,
     synthetic_config,
 )
@@ -49,6 +50,10 @@ def test_severstal_config_is_the_severstal_group() -> None:
     assert severstal_config(Path("/data/sev")) == composed(
         "dataset=severstal", "dataset.root=/data/sev"
     )
+
+
+def test_severstal_sim_config_is_the_severstal_sim_group() -> None:
+    assert severstal_sim_config() == composed("dataset=severstal-sim")
 
 
 def test_synthetic_config_is_the_synthetic_group() -> None:

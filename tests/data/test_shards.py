@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from data.datasets import split_config, synthetic_config
-from data.prepare import main as prepare_main
 from data.prepare import ShardsExist, prepare
+from data.prepare import main as prepare_main
 from data.reader import iter_examples, make_dataset
 from data.shards import ShardError, read_manifest
 
