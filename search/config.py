@@ -77,6 +77,7 @@ class TopSchema:
     experiment: str | None = MISSING
     results_dir: str = MISSING
     shards: str | None = MISSING
+    overwrite: bool = MISSING
     seed: int = MISSING
     resume: Resume = MISSING
     retry_errored: bool = MISSING

@@ -2,7 +2,10 @@
 
 Three knobs per class, as the 1st-place Severstal solution used them:
 - `threshold`: a pixel is predicted when its probability is >= threshold;
-- `min_area`: connected components (8-connected) smaller than this many pixels are removed;
+- `min_area_fraction`: connected components (8-connected) smaller than this fraction of their
+  image's pixels are removed. A fraction, not a pixel count, so a setting tuned on one image
+  size means the same at any other (the Kaggle winners' 600-3,000 px on 409,600-px images is
+  0.15%-0.7%); each image's own size counts, not the padded size of a mixed-size split;
 - `gate`: the whole class mask of an image is dropped when the image's largest probability for
   that class is below `gate` (an image-level classifier made from the segmentation itself).
   `gate=0` means no gate.
@@ -44,6 +47,7 @@ __all__ = [
     "component_runs",
     "cut",
     "default_grid",
+    "image_pixels",
     "label_components",
     "quantise",
     "raw_params",
@@ -54,14 +58,17 @@ __all__ = [
 @dataclass(frozen=True)
 class ClassParams:
     threshold: float = 0.5
-    min_area: int = 0
+    min_area_fraction: float = 0.0  # of the image's pixels; 0 = keep every component
     gate: float = 0.0  # 0 = no gate
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
-        if int(self.min_area) != self.min_area or self.min_area < 0:
-            raise ValueError(f"min_area must be a non-negative integer, got {self.min_area!r}")
+        if not 0.0 <= self.min_area_fraction < 1.0:
+            raise ValueError(
+                f"min_area_fraction must be a fraction of the image in [0, 1), got "
+                f"{self.min_area_fraction!r}"
+            )
         if not 0.0 <= self.gate <= 1.0:
             raise ValueError(f"gate must be in [0, 1] (0 = off), got {self.gate!r}")
 
@@ -91,18 +98,27 @@ class PostprocessParams:
 
     @classmethod
     def from_dict(cls, data: Mapping, *, where: str = "post-processing") -> PostprocessParams:
-        try:
-            entries = data["classes"]
-            classes = tuple(
-                ClassParams(float(e["threshold"]), int(e["min_area"]), float(e.get("gate", 0.0)))
-                for e in entries
+        entries = data.get("classes") if isinstance(data, Mapping) else None
+        if isinstance(entries, list) and any(
+            isinstance(e, Mapping) and "min_area" in e and "min_area_fraction" not in e
+            for e in entries
+        ):
+            raise ValueError(
+                f"{where}: min_area is in pixels of the tuning images, written before minimum "
+                "areas became fractions of the image; run python -m search.promote again"
             )
-            names = tuple(str(e.get("name", i)) for i, e in enumerate(entries))
-            return cls(classes, names, int(data.get("connectivity", 8)))
+        try:
+            classes = tuple(
+                ClassParams(float(e["threshold"]), float(e["min_area_fraction"]), float(e["gate"]))
+                for e in entries  # type: ignore[union-attr]
+            )
+            names = tuple(str(e["name"]) for e in entries)  # type: ignore[union-attr]
+            return cls(classes, names, int(data["connectivity"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(
-                f"{where}: bad post-processing parameters ({exc}); expected "
-                "{'connectivity': 8, 'classes': [{'name', 'threshold', 'min_area', 'gate'}, ...]}"
+                f"{where}: bad post-processing parameters ({type(exc).__name__}: {exc}); "
+                "expected {'connectivity': 4 or 8, 'classes': [{'name', 'threshold', "
+                "'min_area_fraction', 'gate'}, ...]}"
             ) from exc
 
 
@@ -114,21 +130,32 @@ def raw_params(num_classes: int, *, threshold: float = 0.5) -> PostprocessParams
 @dataclass(frozen=True)
 class TuneGrid:
     thresholds: tuple[float, ...]
-    min_areas: tuple[int, ...]
+    min_area_fractions: tuple[float, ...]  # of each image's pixels; must include 0.0 (off)
     gates: tuple[float, ...]  # must include 0.0 (off)
 
 
-def default_grid(image_pixels: int, *, gate: bool = True) -> TuneGrid:
-    """Thresholds 0.05..0.95; min areas 0 and 0.01%..2% of the image; gates off or 0.5..0.95.
+AREA_FRACTIONS = (0.0, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2)
 
-    Areas scale with the image so the same grid suits 200x200 NEU-Seg and 256x1600 Severstal
-    (the Kaggle winners' 600-3000 px on 409,600-px images is 0.15%-0.7%).
+
+def default_grid(*, gate: bool = True) -> TuneGrid:
+    """Thresholds 0.05..0.95; min areas off or 0.01%..2% of the image; gates off or 0.5..0.95.
+
+    The same grid suits 200x200 NEU-Seg and 256x1600 Severstal: the areas are fractions.
     """
-    fractions = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2)
-    areas = sorted({0, *(max(1, round(f * image_pixels)) for f in fractions)})
     gates = (0.0, *np.round(np.arange(0.5, 0.951, 0.05), 2).tolist()) if gate else (0.0,)
     thresholds = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
-    return TuneGrid(thresholds, tuple(areas), tuple(gates))
+    return TuneGrid(thresholds, AREA_FRACTIONS, tuple(gates))
+
+
+def image_pixels(sizes: np.ndarray | None, n: int, height: int, width: int) -> np.ndarray:
+    """Each image's own pixel count (float64 (N,)): from `sizes` (N, 2) of a padded split,
+    else every image is the array's height x width."""
+    if sizes is None:
+        return np.full(n, float(height * width))
+    sizes = np.asarray(sizes).reshape(-1, 2)
+    if sizes.shape[0] != n:
+        raise ValueError(f"{sizes.shape[0]} image sizes for {n} images")
+    return (sizes[:, 0] * sizes[:, 1]).astype(np.float64)
 
 
 # --- quantised probabilities ----------------------------------------------------------------
@@ -168,29 +195,42 @@ def _check_probs(probs: np.ndarray, num_classes: int | None = None) -> None:
         )
 
 
-def apply_class(probs: np.ndarray, params: ClassParams, *, connectivity: int = 8) -> np.ndarray:
-    """(N, H, W) probabilities of one class -> (N, H, W) bool masks."""
+def apply_class(
+    probs: np.ndarray,
+    params: ClassParams,
+    *,
+    connectivity: int = 8,
+    sizes: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N, H, W) probabilities of one class -> (N, H, W) bool masks; `sizes` (N, 2) are the
+    images' own sizes when they are padded (the minimum area is a fraction of those)."""
     n, height, width = probs.shape
     mask = _at_least(probs, params.threshold)
     if params.gate > 0:
         mask &= _at_least(probs.reshape(n, -1).max(axis=1), params.gate)[:, None, None]
-    if params.min_area <= 1 or not mask.any():
+    if params.min_area_fraction <= 0 or not mask.any():
         return mask
     row, start, end, component, num = component_runs(mask, connectivity=connectivity)
     area = np.bincount(component, weights=end - start, minlength=int(num))
-    keep = area[component] >= params.min_area
+    least = params.min_area_fraction * image_pixels(sizes, n, height, width)
+    keep = area[component] >= least[row // height]
     painted = paint(
         row[keep], start[keep], end[keep], np.ones(keep.sum(), np.int64), n * height, width
     )
     return painted.reshape(n, height, width) > 0
 
 
-def apply(probs: np.ndarray, params: PostprocessParams) -> np.ndarray:
-    """(N, H, W, C) probabilities -> (N, H, W, C) bool masks with the tuned post-processing."""
+def apply(
+    probs: np.ndarray, params: PostprocessParams, *, sizes: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, H, W, C) probabilities -> (N, H, W, C) bool masks with the tuned post-processing;
+    `sizes` (N, 2): the images' own sizes, when they are padded to (H, W)."""
     _check_probs(probs, len(params.classes))
     out = np.empty(probs.shape, dtype=bool)
     for c, class_params in enumerate(params.classes):
-        out[..., c] = apply_class(probs[..., c], class_params, connectivity=params.connectivity)
+        out[..., c] = apply_class(
+            probs[..., c], class_params, connectivity=params.connectivity, sizes=sizes
+        )
     return out
 
 
@@ -212,11 +252,12 @@ def _scores_for_threshold(
     truth_cum: np.ndarray,
     truth_sum: np.ndarray,
     max_prob: np.ndarray,
+    pixels: np.ndarray,
     threshold: float,
     grid: TuneGrid,
     connectivity: int,
 ) -> np.ndarray:
-    """Summed Dice for every (min_area, gate) at one threshold: shape (len(areas), len(gates))."""
+    """Summed Dice for every (min_area_fraction, gate) at one threshold: (areas, gates)."""
     n, height, width = probs.shape
     mask = _at_least(probs, threshold)
     row, start, end, component, num = component_runs(mask, connectivity=connectivity)
@@ -229,9 +270,10 @@ def _scores_for_threshold(
     image[component] = row // height
     kept_images = np.stack([_at_least(max_prob, g) for g in grid.gates])  # (G, N)
     empty_truth = (truth_sum == 0).astype(np.float64)
-    scores = np.empty((len(grid.min_areas), len(grid.gates)))
-    for i, min_area in enumerate(grid.min_areas):
-        keep = area >= min_area
+    component_pixels = pixels[image]
+    scores = np.empty((len(grid.min_area_fractions), len(grid.gates)))
+    for i, fraction in enumerate(grid.min_area_fractions):
+        keep = area >= fraction * component_pixels
         pred_sum = np.bincount(image[keep], weights=area[keep], minlength=n)
         inter = np.bincount(image[keep], weights=overlap[keep], minlength=n)
         dice = _dice(inter, pred_sum, truth_sum)  # (N,)
@@ -246,31 +288,40 @@ def tune_class(
     *,
     connectivity: int = 8,
     chunk: int = TUNE_CHUNK,
+    sizes: np.ndarray | None = None,
 ) -> tuple[ClassParams, float, np.ndarray]:
     """Best ClassParams for one class; returns (params, mean Dice, score cube (T, A, G)).
 
     `probs` and `truth` are (N, H, W) and may be memory-mapped: `chunk` images are read at a
     time, and the cube is the sum of every chunk's per-image Dice over N.
     """
-    n = probs.shape[0]
-    cube = np.zeros((len(grid.thresholds), len(grid.min_areas), len(grid.gates)))
+    n, height, width = probs.shape
+    pixels = image_pixels(sizes, n, height, width)
+    cube = np.zeros((len(grid.thresholds), len(grid.min_area_fractions), len(grid.gates)))
     for lo in range(0, n, chunk):
         cube += _chunk_cube(
             np.asarray(probs[lo : lo + chunk]),
             np.asarray(truth[lo : lo + chunk]) > 0.5,
             grid,
             connectivity,
+            pixels[lo : lo + chunk],
         )
     cube /= n
     t, a, g = _best_index(cube, grid)
-    params = ClassParams(float(grid.thresholds[t]), int(grid.min_areas[a]), float(grid.gates[g]))
-    return params, float(cube[t, a, g]), cube
+    return _params_at(grid, t, a, g), float(cube[t, a, g]), cube
+
+
+def _params_at(grid: TuneGrid, t: int, a: int, g: int) -> ClassParams:
+    return ClassParams(
+        float(grid.thresholds[t]), float(grid.min_area_fractions[a]), float(grid.gates[g])
+    )
 
 
 def _chunk_cube(
-    probs: np.ndarray, truth: np.ndarray, grid: TuneGrid, connectivity: int
+    probs: np.ndarray, truth: np.ndarray, grid: TuneGrid, connectivity: int, pixels: np.ndarray
 ) -> np.ndarray:
-    """Summed per-image Dice (T, A, G) of one chunk of images of one class."""
+    """Summed per-image Dice (T, A, G) of one chunk of images of one class; `pixels` (N,) is
+    each image's own pixel count."""
     n, height, width = probs.shape
     truth_sum = truth.reshape(n, -1).sum(axis=1, dtype=np.int64).astype(np.float64)
     max_prob = probs.reshape(n, -1).max(axis=1)
@@ -279,7 +330,9 @@ def _chunk_cube(
     np.cumsum(truth.reshape(n * height, width), axis=1, dtype=np.int32, out=truth_cum[:, 1:])
     return np.stack(
         [
-            _scores_for_threshold(probs, truth_cum, truth_sum, max_prob, t, grid, connectivity)
+            _scores_for_threshold(
+                probs, truth_cum, truth_sum, max_prob, pixels, t, grid, connectivity
+            )
             for t in grid.thresholds
         ]
     )
@@ -292,7 +345,11 @@ def _best_index(cube: np.ndarray, grid: TuneGrid) -> tuple[int, int, int]:
     thresholds = np.asarray(grid.thresholds)
     order = sorted(
         map(tuple, tied),
-        key=lambda ix: (grid.gates[ix[2]], grid.min_areas[ix[1]], abs(thresholds[ix[0]] - 0.5)),
+        key=lambda ix: (
+            grid.gates[ix[2]],
+            grid.min_area_fractions[ix[1]],
+            abs(thresholds[ix[0]] - 0.5),
+        ),
     )
     t, a, g = order[0]
     return int(t), int(a), int(g)
@@ -306,11 +363,13 @@ def tune(
     grid: TuneGrid | None = None,
     gate: bool = True,
     connectivity: int = 8,
+    sizes: np.ndarray | None = None,
 ) -> tuple[PostprocessParams, dict]:
     """Tune every class on validation probabilities (N, H, W, C) against masks (N, H, W, C).
 
     Both are read `TUNE_CHUNK` images at a time (arrays, memory maps, or anything sliced by
     images, such as `search.promotion.arrays.OnDisk`); probabilities may be uint8 levels.
+    `sizes` (N, 2) are the images' own sizes when a mixed-size split is padded.
 
     Returns the parameters and a summary: the tuned Kaggle Dice on this data, per class, and the
     raw (threshold 0.5) score for comparison.
@@ -321,24 +380,29 @@ def tune(
     if probs.shape[0] == 0:
         raise ValueError("cannot tune post-processing on zero images")
     # Masks: float {0,1} from the reader, or bool; compared > 0.5 a chunk at a time.
-    grid = grid or default_grid(probs.shape[1] * probs.shape[2], gate=gate)
-    if 0.0 not in grid.gates or 0 not in grid.min_areas:
-        raise ValueError("the grid must contain gate 0.0 (off) and min_area 0 (keep everything)")
+    grid = grid or default_grid(gate=gate)
+    if 0.0 not in grid.gates or 0.0 not in grid.min_area_fractions:
+        raise ValueError(
+            "the grid must contain gate 0.0 (off) and min_area_fraction 0.0 (keep everything)"
+        )
+    n, height, width, classes = probs.shape
+    pixels = image_pixels(sizes, n, height, width)
     # One pass over the images, a chunk at a time, every class of a chunk at once.
-    classes = probs.shape[-1]
-    cubes = np.zeros((classes, len(grid.thresholds), len(grid.min_areas), len(grid.gates)))
-    for lo in range(0, probs.shape[0], TUNE_CHUNK):
+    shape = (classes, len(grid.thresholds), len(grid.min_area_fractions), len(grid.gates))
+    cubes = np.zeros(shape)
+    for lo in range(0, n, TUNE_CHUNK):
         chunk_probs = np.asarray(probs[lo : lo + TUNE_CHUNK])
         chunk_truth = np.asarray(truth[lo : lo + TUNE_CHUNK]) > 0.5
+        chunk_pixels = pixels[lo : lo + TUNE_CHUNK]
         for c in range(classes):
-            cubes[c] += _chunk_cube(chunk_probs[..., c], chunk_truth[..., c], grid, connectivity)
-    cubes /= probs.shape[0]
+            cubes[c] += _chunk_cube(
+                chunk_probs[..., c], chunk_truth[..., c], grid, connectivity, chunk_pixels
+            )
+    cubes /= n
     per_class, scores = [], []
     for c in range(classes):
         t, a, g = _best_index(cubes[c], grid)
-        per_class.append(
-            ClassParams(float(grid.thresholds[t]), int(grid.min_areas[a]), float(grid.gates[g]))
-        )
+        per_class.append(_params_at(grid, t, a, g))
         scores.append(float(cubes[c, t, a, g]))
     result = PostprocessParams(tuple(per_class), tuple(class_names), connectivity)
     summary = {METRIC: float(np.mean(scores)), "val_dice_per_class": scores}

@@ -101,12 +101,11 @@ def prepare_shards(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[str, A
     """The shards URI and its manifest, prepared now if missing or stale (a no-op otherwise)."""
     from data.prepare import prepare
 
-    uri = cfg["shards"] or str(experiment_dir / "shards")
-    if "://" not in uri:  # trials run in their own folders (and on other nodes): no relative paths
-        uri = str(Path(uri).expanduser().resolve())
+    uri = shards_uri(cfg["shards"]) if cfg["shards"] else str(experiment_dir / "shards")
     started = time.perf_counter()
     try:
-        manifest = prepare(cfg["dataset"], out=uri)
+        # A folder of other shards (another dataset, config or input) is refused, untouched.
+        manifest = prepare(cfg["dataset"], out=uri, overwrite=bool(cfg["overwrite"]))
     except (ValueError, OSError) as exc:
         raise ConfigError(
             f"preparing shards of dataset={cfg['dataset']['name']} at {uri}: {exc}"
@@ -118,6 +117,51 @@ def prepare_shards(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[str, A
     verify_search_shards(manifest, experiment_dir)
     check_batching(manifest, cfg["train"])
     return uri, manifest
+
+
+def shards_uri(shards: str) -> str:
+    """`shards=` as the trials must see it: trials run in their own folders (and on other
+    nodes), so a local path is made absolute."""
+    return shards if "://" in shards else str(Path(shards).expanduser().resolve())
+
+
+def dataset_of_shards(argv: Sequence[str]) -> tuple[list[str], dict[str, Any] | None]:
+    """`shards=DIR` with no `dataset` on the command line searches what DIR holds.
+
+    Returns argv with `dataset=<group>` added (so the dataset's training defaults are the ones
+    composed) and the manifest's dataset config, or argv unchanged and None when a dataset is
+    given, no shards are, or DIR has no manifest yet (then it is prepared as asked)."""
+    from data.shards import ShardError, read_manifest
+
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("shards=")]
+    if not given or not given[-1] or given[-1] == "null":
+        return list(argv), None
+    if any(a.lstrip("+~").startswith(("dataset=", "dataset.")) for a in argv):
+        return list(argv), None
+    try:
+        manifest = read_manifest(shards_uri(given[-1]))
+    except ShardError as exc:
+        if "no manifest" in str(exc):
+            return list(argv), None
+        raise ConfigError(f"shards={given[-1]}: {exc}") from None
+    held = dict(manifest.dataset)
+    groups = dataset_groups()
+    group = next((g for g in (held.get("name"), held.get("source")) if g in groups), None)
+    require(
+        group is not None,
+        f"shards={given[-1]} holds dataset {held.get('name')!r} (source {held.get('source')!r}), "
+        f"which is no dataset group ({', '.join(groups)}): give dataset=GROUP and its keys",
+    )
+    return [f"dataset={group}", *argv], held
+
+
+def dataset_groups() -> list[str]:
+    from importlib import resources
+
+    folder = resources.files("data.conf") / "dataset"
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def check_batching(manifest: Any, train: Mapping[str, Any]) -> None:
@@ -282,7 +326,15 @@ def main(argv: Sequence[str]) -> int:
     # Validation imports the models (and so TensorFlow): keep its start-up chatter quiet.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     offer_help("search.conf", "config", argv, __doc__ or "")
-    cfg = resolved_config(argv)
+    composed_argv, held = dataset_of_shards(argv)
+    cfg = resolved_config(composed_argv)
+    if held is not None:
+        cfg["dataset"] = held
+        print(
+            f"[search] shards={cfg['shards']} holds dataset={held.get('name')} (its manifest "
+            "says so): searching it",
+            flush=True,
+        )
     validate(cfg)
     check_cluster_reachable(cfg["cluster"])  # before anything is written or prepared
     name = experiment_name(cfg)

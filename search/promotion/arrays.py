@@ -146,19 +146,24 @@ def score(truth: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> di
 
 
 def score_levels(
-    truth: np.ndarray, levels: Any, params: Any, class_names: Sequence[str]
+    truth: np.ndarray,
+    levels: Any,
+    params: Any,
+    class_names: Sequence[str],
+    *,
+    sizes: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """`score` of post-processed probabilities (uint8 levels, a memory map or an ensemble
-    `Mixture`), post-processing one chunk at a time: components never cross images."""
+    `Mixture`), post-processing one chunk at a time: components never cross images. `sizes`
+    (N, 2): the images' own sizes in a padded split (minimum areas are fractions of them)."""
     from models.metrics import pair_dice
     from search import postprocess
 
-    pairs = np.concatenate(
-        [
-            pair_dice(np.asarray(truth[s]), postprocess.apply(np.asarray(levels[s]), params))
-            for s in chunks(len(truth))
-        ]
-    )
+    def masks(s: slice) -> np.ndarray:
+        own = None if sizes is None else np.asarray(sizes)[s]
+        return postprocess.apply(np.asarray(levels[s]), params, sizes=own)
+
+    pairs = np.concatenate([pair_dice(np.asarray(truth[s]), masks(s)) for s in chunks(len(truth))])
     return _summary(pairs, class_names)
 
 

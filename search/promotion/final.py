@@ -44,14 +44,16 @@ def _model_card(candidate: Candidate, result: Mapping[str, Any], experiment: str
         f"- test kaggle_dice: raw {test['raw']['kaggle_dice']:.4f}, "
         f"tuned {test['tuned']['kaggle_dice']:.4f}",
         "",
-        "| class | threshold | min area (px) | gate | test Dice (tuned) |",
+        "| class | threshold | min area (% of the image) | gate | test Dice (tuned) |",
         "|---|---|---|---|---|",
     ]
     for entry in result["postprocess"].to_dict()["classes"]:
         dice = test["tuned"]["per_class"][entry["name"]]
         gate = f"{entry['gate']:.2f}" if entry["gate"] > 0 else "off"
+        fraction = entry["min_area_fraction"]
+        area = f"{100 * fraction:.3g}%" if fraction > 0 else "off"
         lines.append(
-            f"| {entry['name']} | {entry['threshold']:.2f} | {entry['min_area']} | {gate} | "
+            f"| {entry['name']} | {entry['threshold']:.2f} | {area} | {gate} | "
             f"{dice:.4f} |"
         )
     lines += [

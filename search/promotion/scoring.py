@@ -35,7 +35,9 @@ def evaluate(
 
     The probabilities are uint8 levels (arrays, memory maps or an ensemble `Mixture`); every
     step reads a chunk of images at a time."""
-    tuned, summary = postprocess.tune(val_probs, val.masks, class_names=class_names, gate=gate)
+    tuned, summary = postprocess.tune(
+        val_probs, val.masks, class_names=class_names, gate=gate, sizes=val.sizes
+    )
     raw = postprocess.raw_params(len(class_names))
     return {
         "postprocess": tuned,
@@ -45,7 +47,7 @@ def evaluate(
         },
         "test": {
             "raw": score_levels(test.masks, test_probs, raw, class_names),
-            "tuned": score_levels(test.masks, test_probs, tuned, class_names),
+            "tuned": score_levels(test.masks, test_probs, tuned, class_names, sizes=test.sizes),
         },
     }
 
@@ -77,7 +79,7 @@ def overlay_examples(
     order = np.asarray(chosen[: max(count, areas.shape[1])])
     shown = np.stack([np.asarray(predicted[int(i) : int(i) + 1])[0] for i in order])
     if params is not None:
-        shown = postprocess.apply(shown, params)
+        shown = postprocess.apply(shown, params, sizes=test.sizes[order])
     return {
         "index": order,
         "image_id": np.asarray([test.image_ids[i] for i in order]),

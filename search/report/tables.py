@@ -148,6 +148,12 @@ def scores_section(metrics: Mapping[str, Any] | None) -> str:
     )
 
 
+def _area(entry: Mapping[str, Any]) -> str:
+    """A class's minimum component area, as a percentage of its image."""
+    fraction = float(entry["min_area_fraction"])
+    return f"{100 * fraction:.3g}%" if fraction else "off"
+
+
 def promoted_table(metrics: Mapping[str, Any]) -> str:
     classes = list(metrics["class_names"])
     heads = "".join(f"<th>{html.escape(c)}</th>" for c in classes)
@@ -157,7 +163,7 @@ def promoted_table(metrics: Mapping[str, Any]) -> str:
         post = {e["name"]: e for e in m["postprocess"]["classes"]}
         cells = "".join(
             f"<td>{m['test']['tuned']['per_class'][c]:.4f}<br><small>t={post[c]['threshold']:.2f} "
-            f"a={post[c]['min_area']} g={post[c]['gate'] or 'off'}</small></td>"
+            f"a={_area(post[c])} g={post[c]['gate'] or 'off'}</small></td>"
             for c in classes
         )
         lines.append(

@@ -50,7 +50,7 @@ def test_tuning_on_levels_matches_tuning_on_the_values_they_stand_for() -> None:
 def test_tuning_in_chunks_equals_tuning_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     probs, truth = _case(seed=1)
     levels = postprocess.quantise(probs)
-    grid = postprocess.default_grid(24 * 40)
+    grid = postprocess.default_grid()
     whole = postprocess.tune_class(levels[..., 0], truth[..., 0], grid, chunk=1000)
     for chunk in (1, 3, 4):
         parts = postprocess.tune_class(levels[..., 0], truth[..., 0], grid, chunk=chunk)

@@ -89,3 +89,45 @@ def test_workers_are_reused_unless_asha_stops_trials_mid_epoch():
     assert reuse("scheduler=asha") is False
     assert reuse("scheduler=asha", "reuse_actors=false") is False
     assert reuse("reuse_actors=false") is False
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.iterdir())}
+
+
+def test_shards_of_another_dataset_are_refused_and_left_untouched(tmp_path, severstal_sample):
+    from data.datasets import severstal_config
+    from data.prepare import prepare
+
+    shards = tmp_path / "shards"
+    prepare(severstal_config(severstal_sample), out=str(shards))
+    before = _files(shards)
+    args = ["space=unet", "dataset=synthetic", f"shards={shards}", f"results_dir={tmp_path}"]
+    done = run_python("-m", "search.run", *args, "promote=false", timeout=120)
+    error = one_error_line(done)
+    assert f"{shards} holds shards of dataset=severstal (severstal source)" in error
+    assert "dataset=synthetic was asked for" in error and "overwrite=true" in error
+    assert _files(shards) == before and read_manifest(str(shards)).name == "severstal"
+
+
+def test_shards_alone_search_the_dataset_their_manifest_names(tmp_path, severstal_sample, capsys):
+    from data.datasets import severstal_config, split_config
+    from data.prepare import prepare
+
+    shards = tmp_path / "shards"
+    split = split_config(seed=42, test_fraction=0.1, val_fraction=0.05, keep_clean=False)
+    prepare(severstal_config(severstal_sample, split=split), out=str(shards))
+    before = _files(shards)
+    argv, held = run.dataset_of_shards(["space=unet", f"shards={shards}"])
+    assert argv[0] == "dataset=severstal" and held == read_manifest(str(shards)).dataset
+    # The dataset's own training defaults come with it (severstal.yaml: the paper's 20 epochs).
+    assert config.resolved_config(argv)["train"]["epochs"] == 20
+    # Run to the first check after the shards: the crop is refused, after the note.
+    with pytest.raises(ConfigError, match="larger than the images"):
+        run.main(
+            ["space=unet", f"shards={shards}", f"results_dir={tmp_path}", "train.crop=[300,300]"]
+        )
+    assert f"shards={shards} holds dataset=severstal" in capsys.readouterr().out
+    assert _files(shards) == before
+    # A dataset on the command line is prepared as asked (here: refused, it is not what DIR holds).
+    assert run.dataset_of_shards(["dataset=synthetic", f"shards={shards}"])[1] is None
