@@ -53,8 +53,7 @@ def _model_card(candidate: Candidate, result: Mapping[str, Any], experiment: str
         fraction = entry["min_area_fraction"]
         area = f"{100 * fraction:.3g}%" if fraction > 0 else "off"
         lines.append(
-            f"| {entry['name']} | {entry['threshold']:.2f} | {area} | {gate} | "
-            f"{dice:.4f} |"
+            f"| {entry['name']} | {entry['threshold']:.2f} | {area} | {gate} | {dice:.4f} |"
         )
     lines += [
         "",
