@@ -273,7 +273,7 @@ def _promote(experiment_dir: Path, plan: Any) -> bool:
 
 def plan_search(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[SearchPlan, Any]:
     """The validated config's search plan, its shards prepared (or verified) first; also the
-    shards' manifest. `main` runs it under the experiment's lock; `search.bench` too."""
+    shards' manifest. `main` runs it under the experiment's lock; `search.bench.trial` too."""
     uri, manifest = prepare_shards(cfg, experiment_dir)
     return make_plan(cfg, shards=uri, class_names=manifest.class_names), manifest
 

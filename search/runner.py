@@ -321,7 +321,7 @@ def run_search(plan: SearchPlan) -> SearchOutcome:
     # Snapshot the experiment state at every step, not every 10 s or more ("auto"): Tune
     # deletes a trial's older checkpoints (keep_checkpoints) as new ones land, and a driver
     # killed between that and the next snapshot leaves a state whose latest checkpoint is
-    # gone, so the resumed trial cannot restore (search.chaos found it with 0.2 s epochs).
+    # gone, so the resumed trial cannot restore (search.bench.chaos found it with 0.2 s epochs).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     _init_ray(plan)
     _sigterm_as_sigint()  # after ray.init, which installs its own SIGTERM handler

@@ -161,7 +161,7 @@ def test_killed_trial_worker_resumes_from_its_last_checkpoint(tmp_path):
     assert [(h["epoch"], h["loss"], h["pid"]) for h in history] == [
         (r["epoch"], r["loss"], r["pid"]) for r in results
     ]
-    # A driver killed while Tune copied result.json leaves it empty (search.chaos saw it): the
+    # A driver killed while Tune copied result.json leaves it empty (search.bench.chaos saw it): the
     # next run of the same command rebuilds it from that history, and the leaderboard with it.
     (trial_dir / "result.json").write_text("")
     code, output = _finish(_start(tmp_path, *argv))

@@ -11,7 +11,7 @@ import pytest
 
 from data.datasets import split_config, synthetic_config
 from data.prepare import prepare
-from search.bench import trial_images_per_s
+from search.bench.trial import trial_images_per_s
 from search.trainable import epoch_batches, open_splits
 
 SYNTH = synthetic_config(
