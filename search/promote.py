@@ -83,7 +83,7 @@ def promote(
     `search.run` calls it at the end of a search (unless `promote=false`):
 
     - `experiment_dir`: `results/<experiment>/`, holding `experiment.json` (the shards URI
-      under `shards`) and `leaderboard.csv` (`search.leaderboard`'s columns; `checkpoint` =
+      under `shards`) and `leaderboard.csv` (`search.sweep.leaderboard`'s columns; `checkpoint` =
       the best checkpoint folder holding `model.keras`).
     - `top_k`: how many best trials overall, besides the best of every architecture.
     - `tta`: flip test-time augmentation (identity, left-right, top-bottom) for every model.

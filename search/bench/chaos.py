@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from data.config import ConfigError, compose_schema, own_arguments, require, run_cli
-from search.leaderboard import read_results
 from search.records import LEADERBOARD_FILE, Status, TrialRow, read_leaderboard
+from search.sweep.leaderboard import read_results
 
 __all__ = ["main", "compare", "descendants", "trial_workers"]
 

@@ -134,7 +134,7 @@ def compare(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str]) -> int:
-    from search import config, spaces
+    from search.sweep import config, spaces
 
     if help_requested(argv):
         usage = (__doc__ or "") + "\nThe search.run arguments (python -m search.run --help):"

@@ -66,8 +66,9 @@ def _epoch_timer() -> Any:
 def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
     """Train the first grid point with model.fit on in-memory arrays: seconds and images/s."""
     started = time.perf_counter()
-    from search import config, run
-    from search.trainable import epoch_batches, new_model, prepare_trial
+    from search import run
+    from search.sweep import config
+    from search.sweep.trainable import epoch_batches, new_model, prepare_trial
 
     cfg = config.resolved_config(argv)
     config.validate(cfg)
@@ -120,7 +121,7 @@ def main(argv: Sequence[str]) -> int:
     if argv and argv[0] == "plain":
         print(json.dumps(plain_fit(argv[1:])))
         return 0
-    from search import config, spaces
+    from search.sweep import config, spaces
 
     offer_help("search.conf", "config", argv, __doc__ or "")
     cfg = config.resolved_config(argv)

@@ -125,7 +125,7 @@ def new_model(
     import models
     from models.losses import get_loss
     from models.metrics import dice_metrics
-    from search.spaces import model_hparams
+    from search.sweep.spaces import model_hparams
 
     train = settings["train"]
     keras.utils.set_random_seed(int(settings["seed"]))
@@ -304,7 +304,7 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
     # The checkpoint carries every epoch's metrics, not only this one's: Tune's result.json is
     # copied from the driver to the trial folder in place, so a driver killed mid-copy leaves
     # it truncated (search.bench.chaos found one emptied). A checkpoint folder is written once, by
-    # this worker, so search.leaderboard rebuilds lost epochs from the newest one.
+    # this worker, so search.sweep.leaderboard rebuilds lost epochs from the newest one.
     # Tune's own keys that name the line (the report reads them), besides our metrics.
     entry = dict(metrics, trial_id=tune.get_context().get_trial_id(), training_iteration=epoch + 1)
     callback.history.append(entry)  # a restored history ends at the epoch before this one
