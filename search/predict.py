@@ -5,8 +5,9 @@
 
 PATH is either `results/NAME/final/` (or its `ensemble.json`): the ensemble, or one promoted
 model `results/NAME/final/models/<name>.keras`, whose tuned post-processing sits beside it in
-`<name>.json`. Both JSON files have the same layout (`search.ensemble.EnsembleSpec`; a single
-model is an ensemble of one), so predictions are rebuilt from the files alone.
+`<name>.json`. Both JSON files have the same layout
+(`search.promotion.ensemble.EnsembleSpec`; a single model is an ensemble of one), so
+predictions are rebuilt from the files alone.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import numpy as np
 from omegaconf import MISSING
 
 from data.config import ConfigError, compose_schema, require, run_cli
-from search import ensemble, postprocess
-from search.ensemble import EnsembleSpec
+from search.promotion import ensemble, postprocess
+from search.promotion.ensemble import EnsembleSpec
 from search.submission import FORMATS, SubmissionWriter
 
 __all__ = [
@@ -108,7 +109,7 @@ class Predictor:
 
     def levels(self, images: np.ndarray) -> np.ndarray:
         """uint8 levels, as promotion tuned on them: each member quantised, then the weighted
-        mean rounded (`search.ensemble.mean_probabilities` on levels)."""
+        mean rounded (`search.promotion.ensemble.mean_probabilities` on levels)."""
         per_member = [
             postprocess.quantise(model_probabilities(m, images, flips=self.flips))
             for m in self.members

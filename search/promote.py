@@ -8,10 +8,11 @@ Steps (see `promote`):
    overall, by the search's validation kaggle_dice;
 2. predict the validation and test splits of the experiment's shards with each model;
 3. tune each model's per-class threshold, minimum component area and (optionally) image-level
-   gate on validation (`search.postprocess`);
-4. choose an ensemble by greedy forward selection on validation (`search.ensemble`), starting
-   from the best single model, and tune its post-processing the same way; a mixture that
-   validation scores below its best single model is set aside for that model alone;
+   gate on validation (`search.promotion.postprocess`);
+4. choose an ensemble by greedy forward selection on validation
+   (`search.promotion.ensemble`), starting from the best single model, and tune its
+   post-processing the same way; a mixture that validation scores below its best single
+   model is set aside for that model alone;
 5. score every model and the ensemble on the test split, raw (threshold 0.5) and tuned;
 6. write `final/` into `final.tmp-XXXX` first and swap it in by renames at the end, so a
    promotion that fails part-way leaves the previous good `final/` untouched.

@@ -7,7 +7,7 @@ with one reader and one writer.
                                                  chaos and the benchmarks read (read_leaderboard)
         tune/<trial>/        Tune's own files    Ray writes; search.sweep.leaderboard reads result.json
         final/metrics.json   PromotionMetrics    search.promote writes; report reads
-        final/ensemble.json  search.ensemble.EnsembleSpec (its own reader and writer)
+        final/ensemble.json  search.promotion.ensemble.EnsembleSpec (its own reader and writer)
 
 The metric every stage ranks by (`METRIC`) and the trial statuses are defined here once, and
 every file is replaced by `atomic_write`, so that a reader never sees half of one.

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from search import ensemble
 from search.failpoints import failpoint
+from search.promotion import ensemble
 from search.promotion.candidates import Candidate
 from search.records import PromotionMetrics, TrialRow
 from search.sweep.leaderboard import markdown_table

@@ -35,13 +35,13 @@ def predict_split(
     progress: bool,
     out: Path | None = None,
 ) -> np.ndarray:
-    """uint8 levels (N, H, W, C) of the model's probabilities (`search.postprocess.quantise`
-    of what `search.predict` computes), in memory, or written to the `.npy` file `out` and
-    returned as `OnDisk`."""
+    """uint8 levels (N, H, W, C) of the model's probabilities
+    (`search.promotion.postprocess.quantise` of what `search.predict` computes), in memory, or
+    written to the `.npy` file `out` and returned as `OnDisk`."""
     from tqdm import tqdm
 
-    from search import postprocess
     from search.predict import model_probabilities
+    from search.promotion import postprocess
 
     levels = None
     n = len(split)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from data.config import ConfigError
-from search import postprocess, predict
-from search.ensemble import EnsembleSpec, Member
+from search import predict
+from search.promotion import postprocess
+from search.promotion.ensemble import EnsembleSpec, Member
 from search.submission import read_submission
 
 

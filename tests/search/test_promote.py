@@ -13,7 +13,8 @@ import pytest
 from cli_checks import python_env, run_python
 
 from data.config import ConfigError
-from search import postprocess, promote
+from search import promote
+from search.promotion import postprocess
 
 
 def test_unknown_experiment_lists_the_existing_ones(tmp_path: Path) -> None:
