@@ -35,10 +35,10 @@ from typing import Any
 from omegaconf import MISSING
 
 from data.config import ConfigError, compose_schema, require, run_cli
+from search.inference.jobs import Job, predict_split, run_jobs
 from search.promotion.arrays import PromotionError, Split, load_split, score
 from search.promotion.candidates import Candidate, select_candidates
 from search.promotion.final import WORK_PREFIX, recover_final, swap_in, write_final
-from search.promotion.inference import Job, predict_split, run_jobs
 from search.promotion.scoring import (
     best_single,
     choose_ensemble,

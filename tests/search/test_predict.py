@@ -12,9 +12,9 @@ import pytest
 
 from data.config import ConfigError
 from search import predict
+from search.inference.submission import read_submission
 from search.promotion import postprocess
 from search.promotion.ensemble import EnsembleSpec, Member
-from search.submission import read_submission
 
 
 def _real_images(neu_seg: Path, folder: Path, count: int) -> list[Path]:
