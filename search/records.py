@@ -5,7 +5,8 @@ with one reader and one writer.
         experiment.json      Experiment          search.run writes; promote, report, console read
         leaderboard.csv|md   TrialRow (a row)    search.sweep.leaderboard writes; promote, report,
                                                  chaos and the benchmarks read (read_leaderboard)
-        tune/<trial>/        Tune's own files    Ray writes; search.sweep.leaderboard reads result.json
+        tune/<trial>/        Tune's own files    Ray writes; search.sweep.leaderboard reads
+                                                 result.json
         final/metrics.json   PromotionMetrics    search.promote writes; report reads
         final/ensemble.json  search.promotion.ensemble.EnsembleSpec (its own reader and writer)
 
