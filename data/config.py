@@ -125,7 +125,7 @@ def compose_schema(schema: type[T], argv: Sequence[str], usage: str) -> T:
 
 def own_arguments(schema: type, argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """`argv` split into the `key=value` arguments of `schema`'s keys and the rest, for a
-    command that passes the rest on to another (e.g. `search.chaos` to `search.run`)."""
+    command that passes the rest on to another (e.g. `search.bench.chaos` to `search.run`)."""
     import dataclasses
 
     names = {f.name for f in dataclasses.fields(schema)}

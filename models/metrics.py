@@ -77,7 +77,7 @@ def _check_threshold(threshold: float) -> float:
 class _DiceMetric(keras.metrics.Metric):
     """Accumulates per-(image, class) Dice of sigmoid(logits) >= threshold against y_true > 0.5.
 
-    `>=` as in search.postprocess, so the validation metric equals post-processing at 0.5.
+    `>=` as in search.promotion.postprocess, so the validation metric equals post-processing at 0.5.
     """
 
     def __init__(

@@ -5,8 +5,9 @@
 
 PATH is either `results/NAME/final/` (or its `ensemble.json`): the ensemble, or one promoted
 model `results/NAME/final/models/<name>.keras`, whose tuned post-processing sits beside it in
-`<name>.json`. Both JSON files have the same layout (`search.ensemble.EnsembleSpec`; a single
-model is an ensemble of one), so predictions are rebuilt from the files alone.
+`<name>.json`. Both JSON files have the same layout
+(`search.promotion.ensemble.EnsembleSpec`; a single model is an ensemble of one), so
+predictions are rebuilt from the files alone.
 """
 
 from __future__ import annotations
@@ -22,72 +23,29 @@ import numpy as np
 from omegaconf import MISSING
 
 from data.config import ConfigError, compose_schema, require, run_cli
-from search import ensemble, postprocess
-from search.ensemble import EnsembleSpec
-from search.submission import FORMATS, SubmissionWriter
+from search.inference.models import (
+    ModelLoadError,
+    check_classes,
+    load_keras_model,
+    model_probabilities,
+)
+from search.inference.submission import FORMATS, SubmissionWriter
+from search.promotion import ensemble, postprocess
+from search.promotion.ensemble import EnsembleSpec
 
 __all__ = [
     "IMAGE_SUFFIXES",
-    "ModelLoadError",
     "Predictor",
     "check_images",
     "image_batches",
     "list_images",
-    "check_classes",
-    "load_keras_model",
     "load_predictor",
     "main",
-    "model_probabilities",
     "predict_folder",
     "predict_images",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-
-
-class ModelLoadError(RuntimeError):
-    """A model file that cannot be loaded; the message names the file."""
-
-
-def load_keras_model(path: Path) -> Any:
-    """Load one .keras file through models.load_model; any failure names the file."""
-    if not path.is_file():
-        raise ModelLoadError(f"model file {path} does not exist")
-    try:
-        import models
-
-        return models.load_model(str(path))
-    except Exception as exc:  # Keras raises many types for a bad archive
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        named = f"{path}: cannot load model "  # models.load_model names the file already
-        if first.startswith(named):
-            raise ModelLoadError(f"cannot load model {path} {first[len(named) :]}") from exc
-        raise ModelLoadError(f"cannot load model {path}: {first}") from exc
-
-
-def check_classes(model: Any, class_names: Sequence[str], path: Path, against: str) -> None:
-    """ModelLoadError unless the model emits one channel per class of `against` (the shards or
-    the ensemble spec it is to be used with): a mismatch would otherwise surface as a shape
-    error deep in scoring, or as masks written under the wrong class ids."""
-    channels = model.output_shape[-1]
-    if channels != len(class_names):
-        raise ModelLoadError(
-            f"model {path} predicts {channels} classes but {against} has {len(class_names)} "
-            f"({', '.join(class_names)}): it was trained on another dataset"
-        )
-
-
-def model_probabilities(
-    model: Any, images: np.ndarray, *, flips: Sequence[str] = ("none",)
-) -> np.ndarray:
-    """Sigmoid probabilities (B, H, W, C) of one batch (B, H, W, 1) in [0, 1], with flip TTA."""
-    import models
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        logits = model.predict_on_batch(batch)
-        return np.asarray(models.probabilities(np.asarray(logits, dtype=np.float32)))
-
-    return ensemble.predict_with_tta(predict, images, flips=flips)
 
 
 @dataclass
@@ -108,7 +66,7 @@ class Predictor:
 
     def levels(self, images: np.ndarray) -> np.ndarray:
         """uint8 levels, as promotion tuned on them: each member quantised, then the weighted
-        mean rounded (`search.ensemble.mean_probabilities` on levels)."""
+        mean rounded (`search.promotion.ensemble.mean_probabilities` on levels)."""
         per_member = [
             postprocess.quantise(model_probabilities(m, images, flips=self.flips))
             for m in self.members

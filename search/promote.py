@@ -8,10 +8,11 @@ Steps (see `promote`):
    overall, by the search's validation kaggle_dice;
 2. predict the validation and test splits of the experiment's shards with each model;
 3. tune each model's per-class threshold, minimum component area and (optionally) image-level
-   gate on validation (`search.postprocess`);
-4. choose an ensemble by greedy forward selection on validation (`search.ensemble`), starting
-   from the best single model, and tune its post-processing the same way; a mixture that
-   validation scores below its best single model is set aside for that model alone;
+   gate on validation (`search.promotion.postprocess`);
+4. choose an ensemble by greedy forward selection on validation
+   (`search.promotion.ensemble`), starting from the best single model, and tune its
+   post-processing the same way; a mixture that validation scores below its best single
+   model is set aside for that model alone;
 5. score every model and the ensemble on the test split, raw (threshold 0.5) and tuned;
 6. write `final/` into `final.tmp-XXXX` first and swap it in by renames at the end, so a
    promotion that fails part-way leaves the previous good `final/` untouched.
@@ -34,10 +35,10 @@ from typing import Any
 from omegaconf import MISSING
 
 from data.config import ConfigError, compose_schema, require, run_cli
+from search.inference.jobs import Job, predict_split, run_jobs
 from search.promotion.arrays import PromotionError, Split, load_split, score
 from search.promotion.candidates import Candidate, select_candidates
 from search.promotion.final import WORK_PREFIX, recover_final, swap_in, write_final
-from search.promotion.inference import Job, predict_split, run_jobs
 from search.promotion.scoring import (
     best_single,
     choose_ensemble,
@@ -83,7 +84,7 @@ def promote(
     `search.run` calls it at the end of a search (unless `promote=false`):
 
     - `experiment_dir`: `results/<experiment>/`, holding `experiment.json` (the shards URI
-      under `shards`) and `leaderboard.csv` (`search.leaderboard`'s columns; `checkpoint` =
+      under `shards`) and `leaderboard.csv` (`search.sweep.leaderboard`'s columns; `checkpoint` =
       the best checkpoint folder holding `model.keras`).
     - `top_k`: how many best trials overall, besides the best of every architecture.
     - `tta`: flip test-time augmentation (identity, left-right, top-bottom) for every model.

@@ -3,11 +3,12 @@ with one reader and one writer.
 
     results/<experiment>/
         experiment.json      Experiment          search.run writes; promote, report, console read
-        leaderboard.csv|md   TrialRow (a row)    search.leaderboard writes; promote, report,
+        leaderboard.csv|md   TrialRow (a row)    search.sweep.leaderboard writes; promote, report,
                                                  chaos and the benchmarks read (read_leaderboard)
-        tune/<trial>/        Tune's own files    Ray writes; search.leaderboard reads result.json
+        tune/<trial>/        Tune's own files    Ray writes; search.sweep.leaderboard reads
+                                                 result.json
         final/metrics.json   PromotionMetrics    search.promote writes; report reads
-        final/ensemble.json  search.ensemble.EnsembleSpec (its own reader and writer)
+        final/ensemble.json  search.promotion.ensemble.EnsembleSpec (its own reader and writer)
 
 The metric every stage ranks by (`METRIC`) and the trial statuses are defined here once, and
 every file is replaced by `atomic_write`, so that a reader never sees half of one.

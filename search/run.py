@@ -24,7 +24,6 @@ from data.config import (
     require,
     run_cli,
 )
-from search.config import check_resume, experiment_name, resolved_config, validate
 from search.records import (
     EXPERIMENT_FILE,
     METRIC,
@@ -33,8 +32,9 @@ from search.records import (
     read_experiment,
     write_experiment,
 )
-from search.runner import SearchPlan
-from search.spaces import grid_points
+from search.sweep.config import check_resume, experiment_name, resolved_config, validate
+from search.sweep.runner import SearchPlan
+from search.sweep.spaces import grid_points
 
 __all__ = ["main", "make_plan", "plan_search"]
 
@@ -298,7 +298,7 @@ def record_experiment(
 
 def _promote(experiment_dir: Path, plan: Any) -> bool:
     from search.promote import promote
-    from search.runner import cluster_session
+    from search.sweep.runner import cluster_session
 
     try:
         with cluster_session(plan) as share:  # prediction on the cluster's workers, if any
@@ -317,7 +317,7 @@ def _promote(experiment_dir: Path, plan: Any) -> bool:
 
 def plan_search(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[SearchPlan, Any]:
     """The validated config's search plan, its shards prepared (or verified) first; also the
-    shards' manifest. `main` runs it under the experiment's lock; `search.bench` too."""
+    shards' manifest. `main` runs it under the experiment's lock; `search.bench.trial` too."""
     uri, manifest = prepare_shards(cfg, experiment_dir)
     return make_plan(cfg, shards=uri, class_names=manifest.class_names), manifest
 
@@ -391,7 +391,7 @@ def _run(cfg: Mapping[str, Any], experiment_dir: Path, argv: Sequence[str]) -> i
     plan, manifest = plan_search(cfg, experiment_dir)
     record_experiment(plan, cfg, manifest, argv)
 
-    from search.runner import run_search
+    from search.sweep.runner import run_search
 
     print(f"[search] {plan.total_trials} trial(s) -> {experiment_dir}", flush=True)
     searching = time.perf_counter()

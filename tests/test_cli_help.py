@@ -11,19 +11,19 @@ from data.config import HelpRequested
 # (module, a phrase its help must show): the phrase is a key or group with its default.
 COMMANDS = [
     ("search.run", "space: deeplab, invresunet, paper, resunet, [unet]"),
-    ("search.bench", "scheduler: asha, [fifo]"),
-    ("search.bench_efficiency", "searcher: [grid], optuna"),
+    ("search.bench.trial", "scheduler: asha, [fifo]"),
+    ("search.bench.efficiency", "searcher: [grid], optuna"),
     ("search.promote", "top_k=3"),
     ("search.predict", "model=... (required)"),
     ("search.report", "lock_stale_s=60.0"),
-    ("search.bench_padding", "split='val'"),
-    ("search.bench_sizes", "images=200"),
+    ("search.bench.padding", "split='val'"),
+    ("search.bench.sizes", "images=200"),
     ("data.prepare", "dataset: folder, neu-seg, severstal, severstal-sim, [synthetic]"),
     ("data.sim_images", "count=5506"),
     ("data.stats", "labels=None"),
     ("data.bench", "batch_size=8"),
     ("data.bench_verify", "simulate_gb=None"),
-    ("search.bench_promote", "size='256x1600'"),
+    ("search.bench.promote", "size='256x1600'"),
     ("models.params", "num_classes=4"),
     ("models.bench_step", "batches=[8, 16]"),
 ]
@@ -52,7 +52,7 @@ def test_cfg_prints_the_resolved_config_without_running() -> None:
 @pytest.mark.parametrize(
     "module,args,expected",
     [
-        ("search.bench", ["train.batch_size=-1"], "error: train.batch_size=-1: expected"),
+        ("search.bench.trial", ["train.batch_size=-1"], "error: train.batch_size=-1: expected"),
         (
             "search.promote",
             ["experiment=nope", "results_dir=/nonexistent"],

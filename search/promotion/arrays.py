@@ -6,9 +6,9 @@ of masks (one byte per pixel and class), and a model's float32 probabilities for
 opened as memory maps, and every stage after prediction reads `CHUNK` images at a time:
 the driver's memory does not grow with the split or with the number of models.
 
-Probabilities are stored as uint8 levels (`search.postprocess.quantise`, round(255 p)): a
+Probabilities are stored as uint8 levels (`search.promotion.postprocess.quantise`, round(255 p)): a
 quarter of float32, and exact for what follows, since post-processing and `search.predict`
-decide on the same levels (`search.postprocess.cut`).
+decide on the same levels (`search.promotion.postprocess.cut`).
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def score_levels(
     `Mixture`), post-processing one chunk at a time: components never cross images. `sizes`
     (N, 2): the images' own sizes in a padded split (minimum areas are fractions of them)."""
     from models.metrics import pair_dice
-    from search import postprocess
+    from search.promotion import postprocess
 
     def masks(s: slice) -> np.ndarray:
         own = None if sizes is None else np.asarray(sizes)[s]

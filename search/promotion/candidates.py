@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.leaderboard import resolve_checkpoint
 from search.promotion.arrays import PromotionError
 from search.records import TrialRow
+from search.sweep.leaderboard import resolve_checkpoint
 
 __all__ = ["Candidate", "select_candidates"]
 

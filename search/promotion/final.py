@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from search import ensemble
 from search.failpoints import failpoint
-from search.leaderboard import markdown_table
+from search.promotion import ensemble
 from search.promotion.candidates import Candidate
 from search.records import PromotionMetrics, TrialRow
+from search.sweep.leaderboard import markdown_table
 
 __all__ = ["WORK_PREFIX", "export_for_inference", "recover_final", "swap_in", "write_final"]
 

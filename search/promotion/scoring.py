@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from search import ensemble, postprocess
+from search.promotion import ensemble, postprocess
 from search.promotion.arrays import Split, chunks, score_levels
 from search.promotion.candidates import Candidate
 from search.records import METRIC
@@ -113,7 +113,7 @@ def choose_ensemble(
     score rises. If the fully tuned ensemble then scores below that single model on
     validation, the ensemble is the single model alone: an ensemble is never chosen that
     validation says is worse than its best member. The ensemble's test probabilities come
-    back as a `search.ensemble.Mixture` (read by slices), or the single model's levels.
+    back as a `search.promotion.ensemble.Mixture` (read by slices), or the single model's levels.
     """
     tuned_val = [results[c.name]["val"]["tuned"]["kaggle_dice"] for c in candidates]
     best = best_single(candidates, results)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search.leaderboard import trial_results
 from search.records import METRIC, atomic_write
 from search.report.values import _number, _read_json
+from search.sweep.leaderboard import trial_results
 
 
 def learning_curves(experiment_dir: Path) -> dict[str, list[dict[str, Any]]]:

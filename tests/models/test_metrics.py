@@ -162,7 +162,8 @@ def test_keras_metric_threshold_applies_to_probabilities() -> None:
     high.update_state(truth, logits)
     assert float(low.result()) == pytest.approx(1.0)
     assert float(high.result()) == pytest.approx(2 * 1 / (2 + 1))
-    # A probability of exactly the threshold counts as a defect (>=, as search.postprocess).
+    # A probability of exactly the threshold counts as a defect (>=, as
+    # search.promotion.postprocess).
     edge = KaggleDice()
     edge.update_state(truth, np.where(truth > 0, 0.0, -5.0).astype(np.float32))
     assert float(edge.result()) == pytest.approx(1.0)

@@ -109,7 +109,7 @@ def build_experiment(folder: Path, neu_seg: Path) -> Path:
     shards = folder.parent / f"{folder.name}-shards"
     prepare_shards(copy_neu_seg_subset(neu_seg, folder.parent / "neu-seg-subset"), shards)
     from data.stats import empty_prediction_score
-    from search.leaderboard import baseline_row
+    from search.sweep.leaderboard import baseline_row
 
     manifest = read_manifest(str(shards))
     classes = list(manifest.class_names)

@@ -1,4 +1,4 @@
-"""search.bench_efficiency: trial-epochs and best Dice from leaderboards, the target check."""
+"""search.bench.efficiency: trial-epochs and best Dice from leaderboards, the target check."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from data.config import ConfigError
-from search import bench_efficiency
+from search.bench import efficiency as bench_efficiency
 
 
 def _board(path: Path, rows: list[tuple[str, int, str, float]]) -> Path:

@@ -1,4 +1,4 @@
-"""search.bench_padding: the same weights scored with mirrored and with zero padding."""
+"""search.bench.padding: the same weights scored with mirrored and with zero padding."""
 
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ def _images(size: int, count: int = 3) -> np.ndarray:
 
 
 def test_the_model_multiple_is_read_from_its_padding_layer(unet_depth4) -> None:
-    from search.bench_padding import model_multiple
+    from search.bench.padding import model_multiple
 
     assert model_multiple(unet_depth4) == 16
 
 
 def test_zeros_reach_the_model_only_where_it_pads(unet_depth4) -> None:
-    from search.bench_padding import padded_probabilities
+    from search.bench.padding import padded_probabilities
 
     for size, pads in ((32, False), (40, True)):
         batch = _images(size)[..., None].astype(np.float32) / 255.0
@@ -49,7 +49,7 @@ def test_zeros_reach_the_model_only_where_it_pads(unet_depth4) -> None:
 
 
 def test_scores_include_predict_nothing_on_the_same_images(unet_depth4) -> None:
-    from search.bench_padding import score_padding
+    from search.bench.padding import score_padding
 
     images = _images(32, count=4)
     masks = np.zeros((4, 32, 32, 2), bool)
@@ -63,7 +63,7 @@ def test_scores_include_predict_nothing_on_the_same_images(unet_depth4) -> None:
 
 
 def test_bad_arguments_are_named(tmp_path) -> None:
-    from search.bench_padding import main
+    from search.bench.padding import main
 
     with pytest.raises(ConfigError, match="model=... \\(required\\)"):
         main([f"shards={tmp_path}"])

@@ -1,4 +1,4 @@
-"""search.bench_promote: promotion's driver stages on simulated predictions, and its keys."""
+"""search.bench.promote: promotion's driver stages on simulated predictions, and its keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from data.config import ConfigError
-from search import bench_promote
+from search.bench import promote as bench_promote
 
 
 def test_the_driver_stages_run_and_report_memory(capsys, tmp_path) -> None:

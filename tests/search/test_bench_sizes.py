@@ -1,4 +1,4 @@
-"""search.bench_sizes: many sizes against one, same pixels, through the reader's size batches."""
+"""search.bench.sizes: many sizes against one, same pixels, through the reader's size batches."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from search import bench_sizes
+from search.bench import sizes as bench_sizes
 
 
 def test_mixed_sizes_are_nearly_all_distinct_and_in_range() -> None:

@@ -1,4 +1,4 @@
-"""search.chaos: trial workers and the driver SIGKILLed mid-search, and nothing lost."""
+"""search.bench.chaos: trial workers and the driver SIGKILLed mid-search, and nothing lost."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cli_checks import run_python
 
-from search.chaos import compare
+from search.bench.chaos import compare
 
 PROJECT = Path(__file__).resolve().parents[2]
 TINY = [
@@ -74,7 +74,7 @@ def test_compare_counts_an_emptied_result_json_as_lost_epochs(tmp_path: Path) ->
 @pytest.mark.slow
 def test_workers_and_driver_killed_mid_search_lose_nothing(tmp_path: Path) -> None:
     argv = ["kills=3", "driver_kills=2", "chaos_seed=1", "experiment=chaos", *TINY]
-    done = run_python("-m", "search.chaos", *argv, f"results_dir={tmp_path}", timeout=1500)
+    done = run_python("-m", "search.bench.chaos", *argv, f"results_dir={tmp_path}", timeout=1500)
     log = (
         (tmp_path / "chaos-chaos.log").read_text()[-3000:]
         if (tmp_path / "chaos-chaos.log").exists()

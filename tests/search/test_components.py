@@ -1,4 +1,4 @@
-"""search.components: connected components by runs, checked against OpenCV."""
+"""search.promotion.components: connected components by runs, checked against OpenCV."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from search.components import label_components
+from search.promotion.components import label_components
 
 
 def _same_partition(ours: np.ndarray, theirs: np.ndarray) -> bool:

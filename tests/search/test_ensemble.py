@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search import ensemble, postprocess
-from search.ensemble import EnsembleSpec, Member
-from search.postprocess import TuneGrid
+from search.promotion import ensemble, postprocess
+from search.promotion.ensemble import EnsembleSpec, Member
+from search.promotion.postprocess import TuneGrid
 
 
 def _truth(n: int = 12, size: int = 16) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""search.leaderboard from trial folders laid out the way Tune writes them."""
+"""search.sweep.leaderboard from trial folders laid out the way Tune writes them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from search.leaderboard import (
+from search.sweep.leaderboard import (
     TrialRecord,
     repair_results,
     resolve_checkpoint,
@@ -167,7 +167,7 @@ def test_baseline_row_on_a_search_with_no_trial_yet(tmp_path):
 
 
 def test_baseline_is_read_from_experiment_json(tmp_path):
-    from search.leaderboard import read_baseline
+    from search.sweep.leaderboard import read_baseline
 
     assert read_baseline(tmp_path) is None
     (tmp_path / "experiment.json").write_text(json.dumps({"baseline": BASELINE}))
@@ -177,7 +177,7 @@ def test_baseline_is_read_from_experiment_json(tmp_path):
 def test_console_line_shows_the_lift_over_the_baseline():
     from types import SimpleNamespace
 
-    from search.console import status_line
+    from search.sweep.console import status_line
 
     trial = SimpleNamespace(
         status="RUNNING",
@@ -205,7 +205,7 @@ def _tune_trial(status: str, done: int, epochs: int | None = None):
 
 
 def test_epoch_progress_counts_each_trials_own_budget():
-    from search.console import epoch_progress
+    from search.sweep.console import epoch_progress
 
     trials = [
         _tune_trial("TERMINATED", 3),  # stopped early by a scheduler: nothing more planned
@@ -218,7 +218,7 @@ def test_epoch_progress_counts_each_trials_own_budget():
 
 
 def test_console_eta_follows_this_sessions_epoch_rate(monkeypatch):
-    from search import console
+    from search.sweep import console
 
     progress = console.SearchProgress(
         experiment_dir="/nowhere", class_names=["a"], title="t", total=2, interval_s=0
@@ -236,7 +236,7 @@ def test_console_eta_follows_this_sessions_epoch_rate(monkeypatch):
 
 
 def test_a_lift_that_rounds_to_zero_is_never_negative_zero():
-    from search.leaderboard import _lift
+    from search.sweep.leaderboard import _lift
 
     lift = _lift(0.60559999, {"kaggle_dice": 0.6056})
     assert lift == 0.0 and str(lift) == "0.0"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search import postprocess
-from search.postprocess import ClassParams, PostprocessParams, TuneGrid
+from search.promotion import postprocess
+from search.promotion.postprocess import ClassParams, PostprocessParams, TuneGrid
 
 
 def _kaggle_dice(truth: np.ndarray, pred: np.ndarray) -> float:

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from data.config import ConfigError
-from search import postprocess, predict
-from search.ensemble import EnsembleSpec, Member
-from search.submission import read_submission
+from search import predict
+from search.inference.submission import read_submission
+from search.promotion import postprocess
+from search.promotion.ensemble import EnsembleSpec, Member
 
 
 def _real_images(neu_seg: Path, folder: Path, count: int) -> list[Path]:

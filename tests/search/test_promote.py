@@ -13,7 +13,8 @@ import pytest
 from cli_checks import python_env, run_python
 
 from data.config import ConfigError
-from search import postprocess, promote
+from search import promote
+from search.promotion import postprocess
 
 
 def test_unknown_experiment_lists_the_existing_ones(tmp_path: Path) -> None:
@@ -215,7 +216,7 @@ def test_a_split_of_several_sizes_is_predicted_and_scored_as_its_images_one_by_o
     import models
     from data.datasets import folder_config
     from data.prepare import prepare
-    from search.predict import model_probabilities
+    from search.inference.models import model_probabilities
 
     rng = np.random.default_rng(0)
     for folder in ("images", "masks"):

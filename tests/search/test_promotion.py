@@ -10,8 +10,7 @@ import experiment_fixture
 import numpy as np
 import pytest
 
-from search import ensemble, postprocess
-from search.promotion import arrays
+from search.promotion import arrays, ensemble, postprocess
 
 
 def _case(seed: int = 0, n: int = 11) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
 import glob, json, os, types
-from search import runner
+from search.sweep import runner
 
 runner._init_ray(types.SimpleNamespace(cluster={"num_cpus": 1}, runtime_env={}))
 import ray

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from search.leaderboard import checkpoint_history
+from search.sweep.leaderboard import checkpoint_history
 
 PROJECT = Path(__file__).resolve().parents[2]
 TINY = [  # each test sets its own train.epochs and train.limit_train
@@ -155,13 +155,13 @@ def test_killed_trial_worker_resumes_from_its_last_checkpoint(tmp_path):
     assert pids[switch - 1] == last["pid"]
     assert epochs[switch] == epochs[switch - 1] + 1  # ...at the epoch after the checkpoint
     # The newest checkpoint carries every epoch's metrics, the killed worker's included: what
-    # search.leaderboard rebuilds a result.json from when a killed driver truncated it.
+    # search.sweep.leaderboard rebuilds a result.json from when a killed driver truncated it.
     trial_dir = next((folder / "tune").glob("unet_*"))
     history = checkpoint_history(trial_dir)
     assert [(h["epoch"], h["loss"], h["pid"]) for h in history] == [
         (r["epoch"], r["loss"], r["pid"]) for r in results
     ]
-    # A driver killed while Tune copied result.json leaves it empty (search.chaos saw it): the
+    # A driver killed while Tune copied result.json leaves it empty (search.bench.chaos saw it): the
     # next run of the same command rebuilds it from that history, and the leaderboard with it.
     (trial_dir / "result.json").write_text("")
     code, output = _finish(_start(tmp_path, *argv))

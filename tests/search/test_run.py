@@ -10,7 +10,8 @@ from cli_checks import one_error_line, run_python
 
 from data.config import ConfigError
 from data.shards import read_manifest
-from search import config, run, spaces
+from search import run
+from search.sweep import config, spaces
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""search.bench: the plain Keras fit it times a Tune trial against."""
+"""search.bench.trial: the plain Keras fit it times a Tune trial against."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search import bench
+from search.bench import trial as bench
 
 ONE_POINT = [
     "preset=smoke",

@@ -9,7 +9,8 @@ from cli_checks import one_error_line, run_python
 
 import models
 from data.config import ConfigError
-from search import config, run, spaces
+from search import run
+from search.sweep import config, spaces
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -161,7 +162,7 @@ def test_cluster_address_with_nothing_to_join_stops_before_the_shards(tmp_path, 
 
 
 def test_a_trial_takes_its_models_and_its_filters_share() -> None:
-    from search.spaces import trial_share
+    from search.sweep.spaces import trial_share
 
     models = {
         "unet": {"resources": {"gpus": 0.25, "by_filters": {64: {"gpus": 1, "cpus": 8}}}},

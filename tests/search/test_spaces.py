@@ -1,4 +1,4 @@
-"""search.spaces: the paper's grids, the Optuna space, validation against the models."""
+"""search.sweep.spaces: the paper's grids, the Optuna space, validation against the models."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 import models
 from data.config import ConfigError
-from search import config, spaces
+from search.sweep import config, spaces
 
 
 def _space(name: str) -> dict:
@@ -57,7 +57,7 @@ def test_optuna_space_draws_valid_points_of_every_model():
 
 
 def test_a_model_may_have_its_own_epoch_budget():
-    from search.spaces import grid_points, model_hparams, validate_space
+    from search.sweep.spaces import grid_points, model_hparams, validate_space
 
     space = {
         "name": "mixed",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from data import rle
-from search import submission
+from search.inference import submission
 
 
 def _random_masks(rng: np.random.Generator, n: int, shape=(12, 20), classes: int = 4):

@@ -1,4 +1,4 @@
-"""search.trainable's input pipeline: built once per trial, and epoch-exact for resume."""
+"""search.sweep.trainable's input pipeline: built once per trial, and epoch-exact for resume."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from data.datasets import split_config, synthetic_config
 from data.prepare import prepare
-from search.bench import trial_images_per_s
-from search.trainable import epoch_batches, open_splits
+from search.bench.trial import trial_images_per_s
+from search.sweep.trainable import epoch_batches, open_splits
 
 SYNTH = synthetic_config(
     num_images=48,
@@ -87,7 +87,7 @@ def test_bench_reads_a_trials_training_throughput(tmp_path: Path) -> None:
 
 
 def test_a_trials_batches_are_its_epochs_in_order(shards: str) -> None:
-    from search.trainable import trial_batches
+    from search.sweep.trainable import trial_batches
 
     settings = _settings(shards)
     records, _ = open_splits(settings)
@@ -110,7 +110,7 @@ def test_a_cosine_schedule_spans_the_trials_epochs_and_survives_a_checkpoint(
     import keras
 
     import models
-    from search.trainable import learning_rate
+    from search.sweep.trainable import learning_rate
 
     train = {"learning_rate": 0.004, "lr_schedule": "constant", "epochs": 5}
     assert learning_rate({}, train, 10) == 0.004

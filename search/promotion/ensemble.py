@@ -10,7 +10,7 @@ counts / total, and a weak model never dilutes a strong one just by being presen
 The selection score is the validation Kaggle Dice after the best per-class probability
 threshold, computed from per-image histograms so that each candidate costs one pass over the
 probabilities. The full post-processing (min areas, gates) is tuned afterwards on the
-chosen ensemble by `search.postprocess.tune`.
+chosen ensemble by `search.promotion.postprocess.tune`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from search.postprocess import LEVELS, PostprocessParams, cut, dice_from_counts
+from search.promotion.postprocess import LEVELS, PostprocessParams, cut, dice_from_counts
 
 __all__ = [
     "EnsembleSpec",
@@ -45,8 +45,9 @@ def mean_probabilities(
 ) -> np.ndarray:
     """Weighted mean of same-shaped probability arrays.
 
-    float32 for float members; for uint8 levels (`search.postprocess.quantise`) the mean is
-    rounded back to uint8 levels, the one rule shared by promotion and `search.predict`.
+    float32 for float members; for uint8 levels (`search.promotion.postprocess.quantise`) the
+    mean is rounded back to uint8 levels, the one rule shared by promotion and
+    `search.predict`.
     """
     if not probabilities:
         raise ValueError("an ensemble needs at least one member")
@@ -74,7 +75,8 @@ def mean_probabilities(
 class Mixture:
     """The weighted mean of members that may be memory-mapped, computed a slice at a time:
     `mixture[lo:hi]` reads only those images of every member. Has `shape` and `dtype`, so
-    chunked scorers (`threshold_tuned_dice`, `search.postprocess.tune`) take it for an array."""
+    chunked scorers (`threshold_tuned_dice`, `search.promotion.postprocess.tune`) take it for
+    an array."""
 
     def __init__(self, members: Sequence[np.ndarray], weights: Sequence[float]) -> None:
         self.members = [m for m, w in zip(members, weights, strict=True) if w > 0]

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from search.components import component_runs, label_components, paint
+from search.promotion.components import component_runs, label_components, paint
 from search.records import METRIC
 
 __all__ = [

@@ -1,6 +1,6 @@
 """How much a model's score depends on what fills the padding up to its multiple.
 
-    python -m search.bench_padding model=PATH.keras shards=URI [split=val] [limit=0]
+    python -m search.bench.padding model=PATH.keras shards=URI [split=val] [limit=0]
         [batch_size=8]
 
 The U-Nets and DeepLabV3+ pad their input up to a multiple of 2**depth (32 for a 5-level
@@ -87,7 +87,7 @@ def score_padding(
 
 
 def main(argv: Sequence[str]) -> int:
-    from search.predict import load_keras_model
+    from search.inference.models import load_keras_model
     from search.promote import load_split
 
     args = asdict(compose_schema(PaddingConfig, argv, __doc__ or ""))

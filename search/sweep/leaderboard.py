@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from search.records import BASELINE_STATUS, METRIC, RecordError, atomic_write, read_experiment
-from search.spaces import TRAINING_KEYS, model_hparams
+from search.sweep.spaces import TRAINING_KEYS, model_hparams
 
 __all__ = [
     "BASELINE_STATUS",

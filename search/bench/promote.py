@@ -1,6 +1,6 @@
 """Peak driver memory of promotion at Severstal's sizes, with simulated predictions.
 
-    python -m search.bench_promote [val=566] [test=1257] [models=7] [size=256x1600]
+    python -m search.bench.promote [val=566] [test=1257] [models=7] [size=256x1600]
         [classes=4] [folder=DIR]
 
 What promotion's driver does after the models have predicted (on the workers): tune each
@@ -180,7 +180,7 @@ def run(folder: Path, *, val: int, test: int, models: int, size, classes: int) -
 
 @dataclass
 class BenchPromoteConfig:
-    """`python -m search.bench_promote`'s keys (the defaults: full Severstal)."""
+    """`python -m search.bench.promote`'s keys (the defaults: full Severstal)."""
 
     val: int = 566
     test: int = 1257

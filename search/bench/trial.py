@@ -1,11 +1,11 @@
 """Tune's cost: one configuration trained by plain Keras `fit`, then as one Tune trial.
 
-    python -m search.bench [search.run arguments ...]
+    python -m search.bench.trial [search.run arguments ...]
 
 The space must be narrowed to one grid point with overrides (see the error otherwise). Both
 runs are fresh processes timed end to end, TensorFlow start-up included:
 
-- `python -m search.bench plain ...`: a Keras script on in-memory NumPy arrays (the training
+- `python -m search.bench.trial plain ...`: a Keras script on in-memory NumPy arrays (the training
   split decoded and cropped once, the validation split likewise): the same model, batch,
   epochs and seed; no checkpoints, no Ray.
 - `python -m search.run ... promote=false`: Ray start, the trial with its tf.data pipeline,
@@ -66,8 +66,9 @@ def _epoch_timer() -> Any:
 def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
     """Train the first grid point with model.fit on in-memory arrays: seconds and images/s."""
     started = time.perf_counter()
-    from search import config, run
-    from search.trainable import epoch_batches, new_model, prepare_trial
+    from search import run
+    from search.sweep import config
+    from search.sweep.trainable import epoch_batches, new_model, prepare_trial
 
     cfg = config.resolved_config(argv)
     config.validate(cfg)
@@ -120,7 +121,7 @@ def main(argv: Sequence[str]) -> int:
     if argv and argv[0] == "plain":
         print(json.dumps(plain_fit(argv[1:])))
         return 0
-    from search import config, spaces
+    from search.sweep import config, spaces
 
     offer_help("search.conf", "config", argv, __doc__ or "")
     cfg = config.resolved_config(argv)
@@ -134,7 +135,7 @@ def main(argv: Sequence[str]) -> int:
     )
     name = f"bench-overhead-{int(time.time())}"
     common = [*argv, f"experiment={name}", "searcher=grid", "searcher.num_samples=1"]
-    plain_s, plain_out = _timed([sys.executable, "-m", "search.bench", "plain", *common])
+    plain_s, plain_out = _timed([sys.executable, "-m", "search.bench.trial", "plain", *common])
     plain = json.loads(plain_out.strip().splitlines()[-1])
     first = points[0]
     grid = [

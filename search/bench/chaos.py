@@ -1,7 +1,7 @@
 """Fault injection: a search whose trial workers and driver are SIGKILLed, against the same
 search run without faults.
 
-    python -m search.chaos [kills=3] [driver_kills=2] [chaos_seed=0] [tolerance=0]
+    python -m search.bench.chaos [kills=3] [driver_kills=2] [chaos_seed=0] [tolerance=0]
         [search.run arguments ...]
 
 1. The reference: `search.run ARGS experiment=NAME-reference` (NAME from `experiment=`,
@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from data.config import ConfigError, compose_schema, own_arguments, require, run_cli
-from search.leaderboard import read_results
 from search.records import LEADERBOARD_FILE, Status, TrialRow, read_leaderboard
+from search.sweep.leaderboard import read_results
 
 __all__ = ["main", "compare", "descendants", "trial_workers"]
 
@@ -274,7 +274,7 @@ def run_faulted(
 
 @dataclass
 class ChaosConfig:
-    """search.chaos's own keys; every other argument goes to search.run."""
+    """search.bench.chaos's own keys; every other argument goes to search.run."""
 
     kills: int = 3
     driver_kills: int = 2
@@ -290,7 +290,7 @@ def main(argv: Sequence[str]) -> int:
     for arg in rest:
         require(
             not arg.startswith(_RESERVED[:2]),
-            f"{arg}: search.chaos sets max_failures and resume itself",
+            f"{arg}: search.bench.chaos sets max_failures and resume itself",
         )
     kills, driver_kills, seed, tolerance = (
         args.kills,

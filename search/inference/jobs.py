@@ -35,13 +35,13 @@ def predict_split(
     progress: bool,
     out: Path | None = None,
 ) -> np.ndarray:
-    """uint8 levels (N, H, W, C) of the model's probabilities (`search.postprocess.quantise`
-    of what `search.predict` computes), in memory, or written to the `.npy` file `out` and
-    returned as `OnDisk`."""
+    """uint8 levels (N, H, W, C) of the model's probabilities
+    (`search.promotion.postprocess.quantise` of what `search.predict` computes), in memory, or
+    written to the `.npy` file `out` and returned as `OnDisk`."""
     from tqdm import tqdm
 
-    from search import postprocess
-    from search.predict import model_probabilities
+    from search.inference.models import model_probabilities
+    from search.promotion import postprocess
 
     levels = None
     n = len(split)
@@ -88,7 +88,7 @@ def _predict_job(
 ) -> dict[str, Any]:
     """Predict every split with one model; returns {files: {split: levels file}, host, pid,
     seconds}. Runs anywhere the work folder is mounted: here, or in a Ray task on a worker."""
-    from search.predict import ModelLoadError, check_classes, load_keras_model
+    from search.inference.models import ModelLoadError, check_classes, load_keras_model
 
     started = time.perf_counter()
     try:

@@ -22,7 +22,7 @@ from data.reader import CROP_MODES
 from models.precision import PRECISION_CHOICES
 from search.lock import HEARTBEAT_S
 from search.records import EXPERIMENT_FILE, RecordError, read_experiment
-from search.spaces import apply_model_defaults, grid_points, to_container, validate_space
+from search.sweep.spaces import apply_model_defaults, grid_points, to_container, validate_space
 
 __all__ = [
     "CROP_MODES",
@@ -274,7 +274,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
 
 def _check_shares_fit(cfg: Mapping[str, Any]) -> None:
     """On a local Ray of known size, a trial asking for more than it has would wait forever."""
-    from search.spaces import trial_share
+    from search.sweep.spaces import trial_share
 
     cluster = cfg["cluster"]
     if cluster.get("address"):

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.leaderboard import (
+from search.records import ENDED, METRIC, Status
+from search.sweep.leaderboard import (
     read_baseline,
     repair_results,
     resolve_checkpoint,
     write_leaderboard,
 )
-from search.records import ENDED, METRIC, Status
 
 __all__ = ["SearchPlan", "SearchOutcome", "build_tuner", "run_search", "trial_dirname"]
 
@@ -81,7 +81,7 @@ def trial_placement(
     """The placement of one trial: its model's (and filters value's) share of a node."""
     from ray.tune import PlacementGroupFactory
 
-    from search.spaces import trial_share
+    from search.sweep.spaces import trial_share
 
     cpu, gpu = trial_share(config["point"], models, cpus=cpus, gpus=gpus)
     bundle = {"CPU": cpu, **({"GPU": gpu} if gpu > 0 else {})}
@@ -91,7 +91,7 @@ def trial_placement(
 def _trainable(plan: SearchPlan) -> Any:
     from ray import tune
 
-    from search.trainable import train_segmentation
+    from search.sweep.trainable import train_segmentation
 
     # Per trial, from its point: a space may give a model, or one filters value, its own
     # CPUs and GPU share (a whole card for filters 64 at full size, a quarter for filters 8).
@@ -118,7 +118,7 @@ def _search_alg(plan: SearchPlan) -> Any:
         return None
     from ray.tune.search.optuna import OptunaSearch
 
-    from search.spaces import OptunaSpace
+    from search.sweep.spaces import OptunaSpace
 
     storage = None
     if plan.searcher.get("storage"):
@@ -154,7 +154,7 @@ def build_tuner(plan: SearchPlan) -> Any:
     """A restored Tuner if this experiment was interrupted, else a fresh one."""
     from ray import tune
 
-    from search.console import SearchProgress
+    from search.sweep.console import SearchProgress
 
     trainable = _trainable(plan)
     if tune.Tuner.can_restore(str(plan.tune_dir)):
@@ -283,7 +283,7 @@ def final_leaderboard(plan: SearchPlan) -> SearchOutcome:
     """The leaderboard from Tune's saved experiment state (all trials, any session)."""
     from ray import tune
 
-    from search.console import trial_record
+    from search.sweep.console import trial_record
 
     analysis = tune.ExperimentAnalysis(str(plan.tune_dir))
     # Tune has stopped syncing: mend any result.json a killed driver left truncated.
@@ -321,7 +321,7 @@ def run_search(plan: SearchPlan) -> SearchOutcome:
     # Snapshot the experiment state at every step, not every 10 s or more ("auto"): Tune
     # deletes a trial's older checkpoints (keep_checkpoints) as new ones land, and a driver
     # killed between that and the next snapshot leaves a state whose latest checkpoint is
-    # gone, so the resumed trial cannot restore (search.chaos found it with 0.2 s epochs).
+    # gone, so the resumed trial cannot restore (search.bench.chaos found it with 0.2 s epochs).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     _init_ray(plan)
     _sigterm_as_sigint()  # after ray.init, which installs its own SIGTERM handler

@@ -125,7 +125,7 @@ def new_model(
     import models
     from models.losses import get_loss
     from models.metrics import dice_metrics
-    from search.spaces import model_hparams
+    from search.sweep.spaces import model_hparams
 
     train = settings["train"]
     keras.utils.set_random_seed(int(settings["seed"]))
@@ -182,7 +182,7 @@ class TrialData:
 
 def prepare_trial(settings: Mapping[str, Any], threads: int) -> TrialData:
     """Configure this process's backend and open the trial's data: the steps a trial runs
-    before its first epoch (`train_segmentation`, and `search.bench`'s plain fit)."""
+    before its first epoch (`train_segmentation`, and `search.bench.trial`'s plain fit)."""
     configure_backend(threads, settings["train"]["backend"])
     from models import resolve_precision
 
@@ -303,8 +303,8 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
     )
     # The checkpoint carries every epoch's metrics, not only this one's: Tune's result.json is
     # copied from the driver to the trial folder in place, so a driver killed mid-copy leaves
-    # it truncated (search.chaos found one emptied). A checkpoint folder is written once, by
-    # this worker, so search.leaderboard rebuilds lost epochs from the newest one.
+    # it truncated (search.bench.chaos found one emptied). A checkpoint folder is written once, by
+    # this worker, so search.sweep.leaderboard rebuilds lost epochs from the newest one.
     # Tune's own keys that name the line (the report reads them), besides our metrics.
     entry = dict(metrics, trial_id=tune.get_context().get_trial_id(), training_iteration=epoch + 1)
     callback.history.append(entry)  # a restored history ends at the epoch before this one
@@ -345,7 +345,7 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
     # Seeded once, with the trial's seed whatever epoch it starts at: TensorFlow's shuffle
     # combines its own seed (the epoch's) with this global one, so a worker that resumed at
     # epoch k under another global seed shuffled its epochs differently from the worker that
-    # ran them uninterrupted (search.chaos found it: equal scores, different losses). Crops
+    # ran them uninterrupted (search.bench.chaos found it: equal scores, different losses). Crops
     # and flips are stateless. Reseeding every epoch made TensorFlow retrace the train step
     # each epoch (1.5 s of a 2 s epoch for a small U-Net); the models hold no random layers.
     keras.utils.set_random_seed(int(settings["seed"]))

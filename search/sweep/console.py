@@ -14,8 +14,8 @@ from typing import Any
 
 from ray import tune
 
-from search.leaderboard import TrialRecord, read_baseline, write_leaderboard
 from search.records import ENDED, METRIC, Status
+from search.sweep.leaderboard import TrialRecord, read_baseline, write_leaderboard
 
 __all__ = [
     "SearchProgress",

@@ -1,6 +1,6 @@
 """Connected components of binary masks, as runs: each row's runs of set pixels are linked
 to the overlapping runs of the row below (4- or 8-connectivity) and merged by union-find,
-in NumPy, with no per-pixel Python loop. `search.postprocess` removes small components
+in NumPy, with no per-pixel Python loop. `search.promotion.postprocess` removes small components
 with it.
 """
 

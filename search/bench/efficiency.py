@@ -1,6 +1,6 @@
 """Search efficiency: the full fifo grid against asha and optuna+asha on the same space.
 
-    python -m search.bench_efficiency prefix=NAME [asha.KEY=V ...] [optuna.KEY=V ...]
+    python -m search.bench.efficiency prefix=NAME [asha.KEY=V ...] [optuna.KEY=V ...]
         [search.run arguments ...]
 
 Runs three searches with the same space, dataset, training settings and seed (the search.run
@@ -95,7 +95,7 @@ def _search(args: Sequence[str], results_dir: Path, name: str) -> dict[str, Any]
 
 @dataclass
 class EfficiencyConfig:
-    """search.bench_efficiency's own key; asha.KEY=V and optuna.KEY=V go to the schedulers,
+    """search.bench.efficiency's own key; asha.KEY=V and optuna.KEY=V go to the schedulers,
     everything else to search.run."""
 
     prefix: str = MISSING  # names the three experiments: NAME, NAME-asha, NAME-optuna-asha
@@ -134,7 +134,7 @@ def compare(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str]) -> int:
-    from search import config, spaces
+    from search.sweep import config, spaces
 
     if help_requested(argv):
         usage = (__doc__ or "") + "\nThe search.run arguments (python -m search.run --help):"

@@ -1,6 +1,6 @@
 """Validation throughput on images of many sizes against one size of the same pixel count.
 
-    python -m search.bench_sizes [images=200] [batch_size=8] [filters=8] [depth=5]
+    python -m search.bench.sizes [images=200] [batch_size=8] [filters=8] [depth=5]
         [repeats=3] [threads=0] [out=DIR]
 
 Writes two folder datasets of the same synthetic grey images and masks into `out` (a
