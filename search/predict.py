@@ -23,7 +23,7 @@ import numpy as np
 from omegaconf import MISSING
 
 from data.config import ConfigError, compose_schema, require, run_cli
-from search.inference.models import (
+from search.inference.loading import (
     ModelLoadError,
     check_classes,
     load_keras_model,

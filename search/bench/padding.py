@@ -87,7 +87,7 @@ def score_padding(
 
 
 def main(argv: Sequence[str]) -> int:
-    from search.inference.models import load_keras_model
+    from search.inference.loading import load_keras_model
     from search.promote import load_split
 
     args = asdict(compose_schema(PaddingConfig, argv, __doc__ or ""))

@@ -40,7 +40,7 @@ def predict_split(
     written to the `.npy` file `out` and returned as `OnDisk`."""
     from tqdm import tqdm
 
-    from search.inference.models import model_probabilities
+    from search.inference.loading import model_probabilities
     from search.promotion import postprocess
 
     levels = None
@@ -88,7 +88,7 @@ def _predict_job(
 ) -> dict[str, Any]:
     """Predict every split with one model; returns {files: {split: levels file}, host, pid,
     seconds}. Runs anywhere the work folder is mounted: here, or in a Ray task on a worker."""
-    from search.inference.models import ModelLoadError, check_classes, load_keras_model
+    from search.inference.loading import ModelLoadError, check_classes, load_keras_model
 
     started = time.perf_counter()
     try:
