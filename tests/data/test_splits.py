@@ -144,3 +144,42 @@ def test_a_split_prefix_is_a_random_sample_even_when_ids_follow_the_classes() ->
     other, _ = assign_splits(data, settings(use_source_splits=True, seed=7))
     assert ids(other)["train"] != ids(parts)["train"]
     assert sorted(ids(other)["train"]) == sorted(ids(parts)["train"])
+
+
+def _yaml_dataset(name: str, *overrides: str) -> dict:
+    from omegaconf import OmegaConf
+
+    from data.config import compose
+
+    cfg = compose("data.conf", "prepare", [f"dataset={name}", *overrides])
+    return OmegaConf.to_container(cfg.dataset, resolve=True)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("name", "root"),
+    [("synthetic", None), ("severstal", ("severstal", "sample")), ("severstal-sim", None)],
+)
+def test_every_seeded_dataset_validates_on_clean_images_in_test_proportion(
+    name: str, root: tuple[str, ...] | None
+) -> None:
+    """Each dataset group as its YAML file configures it: val holds clean images in the
+    proportion test does (within one image of rounding), and train none (keep_clean=false)."""
+    from conftest import shared_path
+
+    from data.sources import Problems, scan_source
+
+    if name == "severstal-sim":
+        overrides = [f"dataset.root={shared_path('severstal', 'labels')}"]
+    elif root:
+        overrides = [f"dataset.root={shared_path(*root)}"]
+    else:
+        overrides = []
+    cfg = _yaml_dataset(name, *overrides)
+    assert not cfg["split"]["keep_clean"] and not cfg["split"]["use_source_splits"]
+    entries = scan_source(cfg, Problems("raise")).entries
+    parts, dropped = assign_splits(entries, cfg["split"])
+    clean = {k: sum(not e.defective for e in v) / max(1, len(v)) for k, v in parts.items()}
+    share = sum(not e.defective for e in entries) / len(entries)
+    for split in ("val", "test"):
+        assert abs(clean[split] - share) <= 1.0 / len(parts[split]) + 1e-9, (split, clean, share)
+    assert clean["train"] == 0.0 and len(dropped) > 0
