@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["component_runs", "label_components", "paint"]
+__all__ = ["component_runs", "components_of_runs", "label_components", "paint", "runs_of_pixels"]
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -20,6 +20,21 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r_start, c_start = np.nonzero(edges == 1)
     _, c_end = np.nonzero(edges == -1)
     return r_start, c_start, c_end
+
+
+def runs_of_pixels(flat: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_runs` of a (R, W) mask given as the sorted flat indices of its set pixels: the same
+    runs in the same order, in time proportional to the set pixels, not to the array."""
+    flat = np.asarray(flat, dtype=np.int64)
+    if flat.size == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    col = flat % width
+    begins = np.ones(flat.size, bool)
+    begins[1:] = (np.diff(flat) != 1) | (col[1:] == 0)
+    first = np.flatnonzero(begins)
+    last = np.append(first[1:], flat.size) - 1
+    return flat[first] // width, col[first], col[last] + 1
 
 
 def _run_links(
@@ -72,11 +87,28 @@ def component_runs(
         raise ValueError(f"expected a (N, H, W) mask stack, got shape {mask.shape}")
     n, height, width = mask.shape
     row, start, end = _runs(mask.reshape(n * height, width))
+    component, num = components_of_runs(
+        row, start, end, width=width, height=height, connectivity=connectivity
+    )
+    return row, start, end, component, num
+
+
+def components_of_runs(
+    row: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    connectivity: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(component of each run, number of components) for row-major runs of a stack of
+    `height`-row images; components never cross images."""
     a, b = _run_links(row, start, end, width, height, connectivity)
     roots = _union_find(row.size, a, b)
     is_root = roots == np.arange(row.size)
     compact = np.cumsum(is_root) - 1  # roots renumbered 0..K-1 without a sort
-    return row, start, end, compact[roots], np.asarray(int(is_root.sum()))
+    return compact[roots], np.asarray(int(is_root.sum()))
 
 
 def label_components(mask: np.ndarray, *, connectivity: int = 8) -> tuple[np.ndarray, int]:

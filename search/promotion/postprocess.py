@@ -35,7 +35,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from search.promotion.components import component_runs, label_components, paint
+from search.promotion.components import (
+    component_runs,
+    components_of_runs,
+    label_components,
+    paint,
+    runs_of_pixels,
+)
 from search.records import METRIC
 
 __all__ = [
@@ -247,20 +253,23 @@ def _dice(inter: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return dice_from_counts(inter, pred + truth)
 
 
-def _scores_for_threshold(
-    probs: np.ndarray,
+def _scores_for_runs(
+    runs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    shape: tuple[int, int, int],
     truth_cum: np.ndarray,
     truth_sum: np.ndarray,
     max_prob: np.ndarray,
     pixels: np.ndarray,
-    threshold: float,
     grid: TuneGrid,
     connectivity: int,
 ) -> np.ndarray:
-    """Summed Dice for every (min_area_fraction, gate) at one threshold: (areas, gates)."""
-    n, height, width = probs.shape
-    mask = _at_least(probs, threshold)
-    row, start, end, component, num = component_runs(mask, connectivity=connectivity)
+    """Summed Dice for every (min_area_fraction, gate), given the runs (row, start, end) of
+    one threshold's mask of a (N, H, W) chunk: shape (areas, gates)."""
+    n, height, width = shape
+    row, start, end = runs
+    component, num = components_of_runs(
+        row, start, end, width=width, height=height, connectivity=connectivity
+    )
     k = int(num)
     length = end - start
     run_overlap = truth_cum[row, end] - truth_cum[row, start]
@@ -328,10 +337,23 @@ def _chunk_cube(
     # Row-wise prefix sums of the truth give any run's overlap with it in O(1).
     truth_cum = np.zeros((n * height, width + 1), dtype=np.int32)
     np.cumsum(truth.reshape(n * height, width), axis=1, dtype=np.int32, out=truth_cum[:, 1:])
+    # One pass over the pixels: those at or above the lowest threshold, in row-major order.
+    # Every threshold's mask is a subset of them, so its runs come from them alone, in time
+    # proportional to the candidates (a few percent of a mostly empty Severstal chunk).
+    flat = probs.reshape(-1)
+    candidates = np.flatnonzero(_at_least(flat, min(grid.thresholds)))
+    levels = flat[candidates]
     return np.stack(
         [
-            _scores_for_threshold(
-                probs, truth_cum, truth_sum, max_prob, pixels, t, grid, connectivity
+            _scores_for_runs(
+                runs_of_pixels(candidates[_at_least(levels, t)], width),
+                (n, height, width),
+                truth_cum,
+                truth_sum,
+                max_prob,
+                pixels,
+                grid,
+                connectivity,
             )
             for t in grid.thresholds
         ]

@@ -49,3 +49,16 @@ def test_spiral_is_one_component() -> None:
     mask[-1] = False
     _, count = label_components(mask, connectivity=4)
     assert count == cv2.connectedComponents(mask.astype(np.uint8), connectivity=4)[0] - 1
+
+
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.5, 1.0])
+def test_runs_of_set_pixels_equal_the_runs_of_the_mask(density: float) -> None:
+    from search.promotion.components import _runs, runs_of_pixels
+
+    rng = np.random.default_rng(1)
+    mask = rng.random((3 * 17, 29)) < density
+    mask[5, -1] = mask[6, 0] = True  # adjacent in memory, not in the image: two runs
+    expected = _runs(mask)
+    got = runs_of_pixels(np.flatnonzero(mask), mask.shape[1])
+    for ours, theirs in zip(got, expected, strict=True):
+        assert np.array_equal(ours, theirs)

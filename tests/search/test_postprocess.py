@@ -164,3 +164,20 @@ def test_a_padded_image_counts_its_own_pixels() -> None:
     grid = TuneGrid((0.5,), (0.0, 0.02), (0.0,))
     tuned, summary = postprocess.tune(probs, truth, grid=grid, sizes=np.array([[16, 16]]))
     assert summary["val_kaggle_dice"] == pytest.approx(1.0)
+
+
+def test_sparse_tuning_equals_scoring_every_setting_on_the_dense_masks() -> None:
+    # The tuner builds each threshold's runs from the candidate pixels alone; its score cube
+    # must be what applying every (threshold, area, gate) to the whole maps scores.
+    rng = np.random.default_rng(5)
+    truth = np.zeros((5, 20, 30, 1), bool)
+    truth[:3, 4:12, 5:20, 0] = True
+    probs = postprocess.quantise(np.clip(truth * 0.5 + rng.random(truth.shape) * 0.6, 0, 1))
+    grid = TuneGrid((0.2, 0.5, 0.8), (0.0, 0.01, 0.05), (0.0, 0.9))
+    _, _, cube = postprocess.tune_class(probs[..., 0], truth[..., 0], grid, chunk=2)
+    for t, threshold in enumerate(grid.thresholds):
+        for a, area in enumerate(grid.min_area_fractions):
+            for g, gate in enumerate(grid.gates):
+                params = PostprocessParams((ClassParams(threshold, area, gate),))
+                expected = _kaggle_dice(truth, postprocess.apply(probs, params))
+                assert cube[t, a, g] == pytest.approx(expected), (threshold, area, gate)

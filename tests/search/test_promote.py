@@ -216,7 +216,7 @@ def test_a_split_of_several_sizes_is_predicted_and_scored_as_its_images_one_by_o
     import models
     from data.datasets import folder_config
     from data.prepare import prepare
-    from search.inference.models import model_probabilities
+    from search.inference.loading import model_probabilities
 
     rng = np.random.default_rng(0)
     for folder in ("images", "masks"):
