@@ -103,6 +103,13 @@ def load_predictor(path: str | Path, *, tta: bool | None = None, raw: bool = Fal
     if raw:
         post = postprocess.raw_params(len(spec.class_names))
         spec = EnsembleSpec(spec.members, post, spec.class_names, spec.tta, spec.flips)
+    if tta is not None and tta != spec.tta and not raw:
+        tuned = "with" if spec.tta else "without"
+        raise ConfigError(
+            f"tta={str(tta).lower()}: the post-processing in {spec_file} was tuned {tuned} "
+            "flip TTA, on the probabilities it averages; promote with the same tta, or "
+            "give postprocess=raw to threshold at 0.5"
+        )
     if tta is not None:
         flips = spec.flips if len(spec.flips) > 1 else ("none", "h", "v")
         spec = EnsembleSpec(spec.members, spec.postprocess, spec.class_names, tta, flips)

@@ -310,7 +310,8 @@ def hparam_column(name: str) -> bool:
 
 def _cell(text: str) -> Any:
     """A CSV cell as the value it was written from: '' -> None, '8' -> 8, '0.5' -> 0.5,
-    'True' -> True; anything else stays text."""
+    'nan' -> nan (a diverged trial's score is not a missing one), 'True' -> True; anything
+    else stays text."""
     if text == "":
         return None
     if text in ("True", "False"):
@@ -320,7 +321,7 @@ def _cell(text: str) -> Any:
             value = kind(text)
         except ValueError:
             continue
-        return value if not (isinstance(value, float) and math.isnan(value)) else None
+        return value
     return text
 
 
@@ -364,6 +365,12 @@ def read_leaderboard(where: str | Path) -> list[TrialRow]:
         for number, raw in enumerate(reader, start=2):
             if None in raw:
                 raise RecordError(f"{path} line {number}: more cells than the header's columns")
+            short = [c for c in columns if raw[c] is None]
+            if short:
+                raise RecordError(
+                    f"{path} line {number}: fewer cells than the header's {len(columns)} "
+                    f"columns (no {', '.join(short[:3])}{' ...' if len(short) > 3 else ''})"
+                )
             cells = {c: _cell(raw[c] or "") for c in columns}
             score = cells[METRIC]
             if score is not None and not isinstance(score, int | float):

@@ -46,7 +46,9 @@ def select_candidates(rows: Sequence[TrialRow], *, top_k: int, where: Path) -> l
             row=dict(row.cells),
         )
         for row in rows
-        if row.completed and row.checkpoint and math.isfinite(row.score or math.nan)
+        # A trial that scored exactly 0.0 is a candidate too; only a missing or non-finite
+        # score is not.
+        if row.completed and row.checkpoint and math.isfinite(row.score)
     ]
     if not finished:
         statuses = sorted({r.status for r in rows}) or ["(no rows)"]

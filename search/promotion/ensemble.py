@@ -244,7 +244,7 @@ class EnsembleSpec:
         return json.dumps(
             {
                 "members": [m.__dict__ for m in self.members],
-                "postprocess": self.postprocess.to_dict(),
+                "postprocess": self._named_postprocess().to_dict(),
                 "class_names": list(self.class_names),
                 "tta": self.tta,
                 "flips": list(self.flips),
@@ -252,6 +252,13 @@ class EnsembleSpec:
             },
             indent=2,
         )
+
+    def _named_postprocess(self) -> PostprocessParams:
+        """The post-processing with the ensemble's class names, when it carries none."""
+        post = self.postprocess
+        if post.class_names:
+            return post
+        return PostprocessParams(post.classes, self.class_names, post.connectivity)
 
     @classmethod
     def from_json(cls, text: str, *, where: str) -> EnsembleSpec:
@@ -270,7 +277,14 @@ class EnsembleSpec:
             ) from exc
         if not members:
             raise ValueError(f"{where}: the ensemble has no members")
-        post = PostprocessParams.from_dict(data.get("postprocess", {}), where=where)
+        if "postprocess" not in data:
+            raise ValueError(f"{where}: no postprocess parameters")
+        post = PostprocessParams.from_dict(data["postprocess"], where=where)
+        if post.class_names and post.class_names != class_names:
+            raise ValueError(
+                f"{where}: the post-processing is for classes {list(post.class_names)} but the "
+                f"ensemble's class_names are {list(class_names)}"
+            )
         return cls(members, post, class_names, tta, flips)
 
 

@@ -17,6 +17,7 @@ import os
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,16 @@ def configure_backend(threads: int, backend: str = "tensorflow") -> None:
         tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
     except RuntimeError:
-        pass
+        # A reused worker: TensorFlow keeps the settings of its first trial. Going on is right
+        # (the results do not depend on them), but a different thread count is said.
+        in_force = tf.config.threading.get_intra_op_parallelism_threads()
+        if in_force != max(1, threads):
+            warnings.warn(
+                f"this reused worker keeps {in_force} TensorFlow thread(s) from its first "
+                f"trial; this trial asked for {max(1, threads)} (it runs, at that speed)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
 
 def assigned_share() -> tuple[float, float]:

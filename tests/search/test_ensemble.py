@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from search.promotion import ensemble, postprocess
 from search.promotion.ensemble import EnsembleSpec, Member
-from search.promotion.postprocess import TuneGrid
+from search.promotion.postprocess import PostprocessParams, TuneGrid
 
 
 def _truth(n: int = 12, size: int = 16) -> np.ndarray:
@@ -118,6 +120,14 @@ def test_spec_round_trips_and_bad_json_names_the_file() -> None:
         EnsembleSpec.from_json('{"members": []', where="final/ensemble.json")
     with pytest.raises(ValueError, match="mismatch.json: the ensemble has no members"):
         EnsembleSpec.from_json('{"members": [], "class_names": []}', where="mismatch.json")
+    named = PostprocessParams(post.classes, ("x", "y"), 8)
+    wrong = EnsembleSpec(spec.members, named, ("a", "b"))
+    with pytest.raises(ValueError, match=r"post-processing is for classes \['x', 'y'\] but"):
+        EnsembleSpec.from_json(wrong.to_json(), where="final/ensemble.json")
+    no_post = json.loads(spec.to_json())
+    del no_post["postprocess"]
+    with pytest.raises(ValueError, match="final/ensemble.json: no postprocess parameters"):
+        EnsembleSpec.from_json(json.dumps(no_post), where="final/ensemble.json")
     with pytest.raises(ValueError, match="member 1 has probabilities of shape"):
         ensemble.mean_probabilities([np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 3, 1))])
 

@@ -187,7 +187,10 @@ def test_flip_tta_averages_the_model_over_flips(
 
     single_file = _first_promoted(promoted)
     images = _folder_images(_real_images(neu_seg, tmp_path / "images", 2))
-    with_tta = predict.load_predictor(single_file, tta=True)
+    # Post-processing tuned without TTA is not applied to TTA's averaged probabilities.
+    with pytest.raises(ConfigError, match=r"tta=true: .* was tuned without flip TTA"):
+        predict.load_predictor(single_file, tta=True)
+    with_tta = predict.load_predictor(single_file, tta=True, raw=True)
     assert with_tta.flips == ("none", "h", "v")
     model = with_tta.members[0]
 

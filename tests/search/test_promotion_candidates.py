@@ -45,3 +45,16 @@ def test_integer_hyperparameters_read_back_from_the_csv_stay_integers(tmp_path: 
     (chosen,) = select_candidates(read, top_k=1, where=tmp_path / "leaderboard.csv")
     assert chosen.hparams == {"filters": 8, "loss": "bce"}
     assert isinstance(chosen.hparams["filters"], int)
+
+
+def test_a_trial_that_scored_exactly_zero_is_a_candidate_and_nan_is_not(tmp_path: Path) -> None:
+    rows = experiment_fixture.read_rows(
+        tmp_path,
+        [
+            experiment_fixture.trial_row("u1", "unet", 0.0),
+            experiment_fixture.trial_row("r1", "resunet", float("nan")),
+            experiment_fixture.trial_row("r2", "resunet", 0.3),
+        ],
+    )
+    chosen = select_candidates(rows, top_k=0, where=Path("lb.csv"))
+    assert [c.trial_id for c in chosen] == ["r2", "u1"]  # best of each, by score

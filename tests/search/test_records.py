@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -99,6 +100,20 @@ def test_bad_leaderboards_are_named_with_their_line(tmp_path: Path) -> None:
     )
     with pytest.raises(RecordError, match=r"line 2: val_kaggle_dice='high' is not a number"):
         read_leaderboard(tmp_path)
+    # A short row is refused, not padded with blanks that would read as "not scored yet".
+    (tmp_path / "leaderboard.csv").write_text(
+        "trial_id,status,model,val_kaggle_dice,checkpoint\na,TERMINATED,unet\n"
+    )
+    with pytest.raises(RecordError, match=r"line 2: fewer cells than the header's 5 columns"):
+        read_leaderboard(tmp_path)
+
+
+def test_a_nan_score_reads_back_as_nan_not_as_missing(tmp_path: Path) -> None:
+    (tmp_path / "leaderboard.csv").write_text(
+        "trial_id,status,model,val_kaggle_dice,checkpoint\na,TERMINATED,unet,nan,x\n"
+    )
+    (row,) = read_leaderboard(tmp_path)
+    assert row.score is not None and math.isnan(row.score)
 
 
 def test_unknown_experiment_lists_those_that_exist(tmp_path: Path) -> None:

@@ -147,3 +147,14 @@ def test_the_global_seed_enters_the_shuffle_so_trials_hold_it_fixed(shards: str)
 
     np.testing.assert_array_equal(third_epoch(3), third_epoch(3))
     assert not np.array_equal(third_epoch(3), third_epoch(4))
+
+
+def test_a_reused_worker_says_when_its_thread_count_is_not_the_trials() -> None:
+    import tensorflow as tf
+
+    from search.sweep.trainable import configure_backend
+
+    _ = tf.constant(1.0) + 1.0  # TensorFlow initialised: its thread settings are now fixed
+    in_force = tf.config.threading.get_intra_op_parallelism_threads()
+    with pytest.warns(RuntimeWarning, match=rf"keeps {in_force} TensorFlow thread"):
+        configure_backend(in_force + 3)
