@@ -16,6 +16,7 @@ COMMANDS = [
     ("search.promote", "top_k=3"),
     ("search.predict", "model=... (required)"),
     ("search.report", "lock_stale_s=60.0"),
+    ("search.score", "solution=... (required)"),
     ("search.bench.padding", "split='val'"),
     ("search.bench.sizes", "images=200"),
     ("data.prepare", "dataset: folder, neu-seg, severstal, severstal-sim, [synthetic]"),

@@ -26,7 +26,7 @@ import numpy as np
 
 from data import rle
 
-__all__ = ["FORMATS", "SubmissionWriter", "read_submission", "write_submission"]
+__all__ = ["FORMATS", "SubmissionWriter", "read_submission", "score_submission", "write_submission"]
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "kaggle_old": ("ImageId_ClassId", "EncodedPixels"),
@@ -155,3 +155,71 @@ def _split_row(row: list[str], fmt: str, path: Path, line: int) -> tuple[str, in
         return image, int(class_id), encoded
     except ValueError as exc:
         raise ValueError(f"{path} row {line}: cannot read {row!r} as {fmt} ({exc})") from exc
+
+
+def _pixels(encoded: str, size: int, where: str) -> np.ndarray:
+    """The 1-indexed pixel numbers an RLE sets, sorted (a mask's area, not its image)."""
+    starts, lengths = rle.parse(encoded, size, 1, where=where)
+    if starts.size == 0:
+        return starts
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + offsets
+
+
+def _pairs(path: Path) -> dict[tuple[str, int], str]:
+    """{(image, class id): RLE} of a submission or solution in either layout."""
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = tuple(next(reader, ()))
+        fmt = next((name for name, cols in FORMATS.items() if cols == header), None)
+        if fmt is None:
+            layouts = " or ".join(",".join(c) for c in FORMATS.values())
+            raise ValueError(f"{path}: header {','.join(header)!r} is not {layouts}")
+        pairs: dict[tuple[str, int], str] = {}
+        for line, row in enumerate(reader, start=2):
+            image, class_id, encoded = _split_row(row, fmt, path, line)
+            if (image, class_id) in pairs:
+                raise ValueError(f"{path} row {line}: image {image!r} class {class_id} twice")
+            pairs[(image, class_id)] = encoded
+    return pairs
+
+
+def score_submission(
+    submission: str | Path, solution: str | Path, *, image_pixels: int = 256 * 1600
+) -> dict[str, object]:
+    """Kaggle Dice of a submission against a solution (both either layout), as Kaggle scores
+    it: the mean over the solution's every (image, class) pair, empty/empty = 1; a pair the
+    submission leaves out is an empty prediction. Also the predict-nothing score of the same
+    pairs. Works on the RLE runs, one pair at a time: memory does not grow with the images.
+
+    An image or class the solution does not have is an error naming the row's pair."""
+    submission, solution = Path(submission), Path(solution)
+    truth = _pairs(solution)
+    predicted = _pairs(submission)
+    unknown = sorted(set(predicted) - set(truth))
+    if unknown:
+        image, class_id = unknown[0]
+        raise ValueError(
+            f"{submission}: image {image!r} class {class_id} is not in {solution} "
+            f"({len(unknown)} such pair(s))"
+        )
+    classes = sorted({c for _, c in truth})
+    dice: dict[int, list[float]] = {c: [] for c in classes}
+    empty: dict[int, list[float]] = {c: [] for c in classes}
+    for (image, class_id), encoded in truth.items():
+        where = f"image {image} class {class_id}"
+        true = _pixels(encoded, image_pixels, f"{solution}, {where}")
+        pred = _pixels(predicted.get((image, class_id), ""), image_pixels, f"{submission}, {where}")
+        total = true.size + pred.size
+        common = np.intersect1d(true, pred, assume_unique=True).size if total else 0
+        dice[class_id].append(1.0 if total == 0 else 2.0 * common / total)
+        empty[class_id].append(1.0 if true.size == 0 else 0.0)
+    every = [d for c in classes for d in dice[c]]
+    nothing = [d for c in classes for d in empty[c]]
+    return {
+        "images": len({image for image, _ in truth}),
+        "kaggle_dice": float(np.mean(every)),
+        "per_class": {str(c): float(np.mean(dice[c])) for c in classes},
+        "predict_nothing": float(np.mean(nothing)),
+        "lift": float(np.mean(every) - np.mean(nothing)),
+    }

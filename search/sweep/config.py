@@ -19,7 +19,6 @@ from omegaconf import MISSING
 
 from data.config import ConfigError, check_schema, compose, require
 from data.reader import CROP_MODES
-from models.precision import PRECISION_CHOICES
 from search.lock import HEARTBEAT_S
 from search.records import EXPERIMENT_FILE, RecordError, read_experiment
 from search.sweep.spaces import apply_model_defaults, grid_points, to_container, validate_space
@@ -36,6 +35,10 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+# models.PRECISION_CHOICES, spelled here so that reading a config imports no Keras (and no
+# TensorFlow, whose start-up lines would come before a bad argument's one error line);
+# tests/search/test_search_config.py holds the two equal.
+PRECISION_CHOICES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 BACKENDS = ("tensorflow", "jax")
 RESUME = ("auto", "never")
@@ -120,6 +123,9 @@ def resolved_config(argv: Sequence[str]) -> dict[str, Any]:
     cfg["train"] = check_schema(TrainSchema, cfg["train"], prefix="train.")
     top = {k: cfg[k] for k in (f.name for f in fields(TopSchema))}
     cfg.update(check_schema(TopSchema, top))
+    # The ranges of train.* before the space's model defaults, which import the models (and
+    # TensorFlow, whose start-up lines would come before a bad value's one error line).
+    validate_train(cfg["train"])
     cfg["space"] = apply_model_defaults(cfg["space"], cfg["train"]["model_defaults"])
     return cfg
 

@@ -31,7 +31,7 @@ def _fails(tmp_path: Path, *argv: str) -> str:
         (["space=nope"], "valid choices: deeplab, invresunet, paper, resunet, unet"),
         (["scheduler=hyperband"], "valid choices: asha, fifo"),
         (["searcher=random"], "valid choices: grid, optuna"),
-        (["dataset=bogus"], "valid choices: folder, neu-seg, severstal, synthetic"),
+        (["dataset=bogus"], "valid choices: folder, neu-seg, severstal, severstal-sim, synthetic"),
         (["epochs=3"], "epochs: unknown key; valid keys: cluster,"),
         (["train.epoch=3"], "train.epoch: unknown key under 'train'; valid keys: backend, batch"),
         (["train.backend=torch"], "train.backend=torch: expected one of tensorflow, jax"),
@@ -183,3 +183,16 @@ def test_the_smoke_preset_sizes_a_tiny_synthetic_search_and_refuses_other_datase
     assert config.resolved_config([])["smoke"] is False
     with pytest.raises(ConfigError, match="preset=smoke sizes the synthetic dataset.*neu-seg"):
         config.validate(config.resolved_config(["preset=smoke", "dataset=neu-seg"]))
+
+
+def test_the_precision_choices_are_the_models_and_reading_a_config_imports_no_keras() -> None:
+    import subprocess
+    import sys
+
+    import models
+    from search.sweep import config
+
+    assert config.PRECISION_CHOICES == models.PRECISION_CHOICES
+    code = "import sys, search.sweep.config; print('keras' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

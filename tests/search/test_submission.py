@@ -76,3 +76,40 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("ImageId,ClassId,EncodedPixels\nx.jpg,1,5 3 1 2\n")
     with pytest.raises(rle.RLEError, match="bad.csv row 2, image x.jpg, class 1"):
         submission.read_submission(tmp_path / "bad.csv", shapes={"x.jpg": (4, 4)}, class_ids=(1,))
+
+
+@pytest.mark.parametrize("fmt", ["kaggle_old", "kaggle_new"])
+def test_score_equals_the_kaggle_metric_on_the_decoded_masks(tmp_path: Path, fmt: str) -> None:
+    from models.metrics import kaggle_dice
+
+    rng = np.random.default_rng(4)
+    truth = _random_masks(rng, 5)
+    pred = {image: m ^ (rng.random(m.shape) < 0.1) for image, m in truth.items()}
+    pred["clean.jpg"][...] = False  # an empty/empty pair scores 1
+    solution, sub = tmp_path / "solution.csv", tmp_path / "submission.csv"
+    submission.write_submission(solution, truth.items(), fmt="kaggle_old", class_ids=(1, 2, 3, 4))
+    submission.write_submission(sub, pred.items(), fmt=fmt, class_ids=(1, 2, 3, 4))
+    result = submission.score_submission(sub, solution)
+    images = sorted(truth)
+    expected = kaggle_dice(
+        np.stack([truth[i] for i in images]), np.stack([pred[i] for i in images])
+    )
+    assert result["kaggle_dice"] == pytest.approx(expected)
+    nothing = kaggle_dice(np.stack([truth[i] for i in images]), np.zeros((6, 12, 20, 4), bool))
+    assert result["predict_nothing"] == pytest.approx(nothing) and result["images"] == 6
+
+
+def test_score_names_a_pair_the_solution_does_not_have(tmp_path: Path) -> None:
+    from data.config import run_cli
+    from search.score import main
+
+    masks = _random_masks(np.random.default_rng(1), 2)
+    solution, sub = tmp_path / "solution.csv", tmp_path / "submission.csv"
+    submission.write_submission(solution, masks.items(), fmt="kaggle_old", class_ids=(1, 2, 3, 4))
+    extra = {**masks, "stranger.jpg": masks["img000.jpg"]}
+    submission.write_submission(sub, extra.items(), fmt="kaggle_old", class_ids=(1, 2, 3, 4))
+    with pytest.raises(SystemExit) as done:
+        run_cli(main, [f"submission={sub}", f"solution={solution}"])
+    assert done.value.code == 2
+    with pytest.raises(ValueError, match=r"image 'stranger.jpg' class 1 is not in .*solution.csv"):
+        submission.score_submission(sub, solution)
