@@ -73,7 +73,7 @@ def test_promotion_writes_final_with_test_scores_that_hold(promoted: Path) -> No
         for suffix in (".keras", ".json", ".md"):
             assert (final / "models" / f"{name}{suffix}").is_file()
         assert (
-            "| class | threshold | min area (px) | gate |"
+            "| class | threshold | min area (% of the image) | gate |"
             in (final / "models" / f"{name}.md").read_text()
         )
     assert (final / "ensemble.json").is_file() and (final / "overlays.npz").is_file()
