@@ -121,8 +121,12 @@ def promote(
     # tasks write. It goes when promotion ends, however it ends.
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=experiment_dir))
     try:
+        stage_s: dict[str, float] = {}
+        clock = time.perf_counter()
         val = load_split(uri, "val", limit=limit, folder=work)
         test = load_split(uri, "test", limit=limit, folder=work)
+        stage_s["splits"] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
         jobs = [Job(c.name, c.checkpoint / "model.keras", c.trial_id, c.model) for c in candidates]
         levels, where = run_jobs(
             jobs,
@@ -136,6 +140,8 @@ def promote(
             gpus=gpus,
             cpus=cpus,
         )
+        stage_s["predict"] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
         val_probs = [by_split["val"] for by_split in levels]
         test_probs = [by_split["test"] for by_split in levels]
         results = {
@@ -153,6 +159,10 @@ def promote(
             gate=gate,
         )
         overlays = overlay_examples(test, ens_test, params=ens_result["postprocess"])
+        stage_s.update({f"tune:{name}": float(r["tune_s"]) for name, r in results.items()})
+        stage_s["score"] = round(
+            time.perf_counter() - clock - sum(r["tune_s"] for r in results.values()), 2
+        )
     finally:  # open memory maps stay readable until dropped: unlinking is safe on POSIX
         shutil.rmtree(work, ignore_errors=True)
 
@@ -174,6 +184,7 @@ def promote(
     for entry, place in zip(metrics["models"], where, strict=True):
         entry["prediction"] = place
     metrics["promotion_s"] = round(time.perf_counter() - started, 2)
+    metrics["stage_s"] = stage_s
     write_final(
         experiment_dir,
         candidates,
@@ -242,6 +253,9 @@ def _promote_command(experiment_dir: Path, args: PromoteConfig) -> int:
         f"{gains['best_single_tuned']:.4f} tuned, ensemble {gains['ensemble_tuned']:.4f}; "
         f"predict-nothing {gains['baseline']:.4f}"
     )
+    stages = metrics.get("stage_s") or {}
+    if stages:
+        print("seconds by stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
     return 0
 
 

@@ -228,6 +228,10 @@ class PromotionMetrics:
     baseline: dict[str, Any] | None = None  # predict-nothing on the same val and test images
     gains_on_test: dict[str, float] | None = None
     promotion_s: float | None = None
+    # Wall seconds by stage: splits (read the shards), predict (every model), and per model
+    # its post-processing tuning on val (tune:<name>), then score (raw/tuned scoring, the
+    # ensemble's selection and tuning, the overlays).
+    stage_s: dict[str, float] | None = None
     version: int = METRICS_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 

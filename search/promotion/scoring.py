@@ -7,6 +7,7 @@ reads a chunk of images at a time. Test scores never choose anything.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +36,15 @@ def evaluate(
 
     The probabilities are uint8 levels (arrays, memory maps or an ensemble `Mixture`); every
     step reads a chunk of images at a time."""
+    started = time.perf_counter()
     tuned, summary = postprocess.tune(
         val_probs, val.masks, class_names=class_names, gate=gate, sizes=val.sizes
     )
+    tune_s = time.perf_counter() - started
     raw = postprocess.raw_params(len(class_names))
     return {
         "postprocess": tuned,
+        "tune_s": round(tune_s, 2),
         "val": {
             "raw": score_levels(val.masks, val_probs, raw, class_names),
             "tuned": {"kaggle_dice": summary[METRIC]},

@@ -91,6 +91,11 @@ def test_promotion_writes_final_with_test_scores_that_hold(promoted: Path) -> No
         predicted = load_predictor(path).masks(images)
         dice = experiment_fixture.kaggle_dice(truth, predicted)
         assert dice == pytest.approx(entry["test"]["tuned"]["kaggle_dice"], abs=1e-9)
+    # Seconds by stage, with each model's post-processing tuning on its own.
+    stages = metrics["stage_s"]
+    assert {"splits", "predict", "score"} <= set(stages)
+    assert {f"tune:{m['name']}" for m in metrics["models"]} <= set(stages)
+    assert all(v >= 0 for v in stages.values())
     gains = metrics["gains_on_test"]
     assert gains["ensemble_tuned"] == metrics["ensemble"]["test"]["tuned"]["kaggle_dice"]
     # The baseline is predicting nothing on the same test images, scored independently.
