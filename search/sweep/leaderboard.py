@@ -13,12 +13,20 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search.records import BASELINE_STATUS, METRIC, RecordError, atomic_write, read_experiment
+from search.records import (
+    BASELINE_STATUS,
+    EXPERIMENT_FILE,
+    METRIC,
+    RecordError,
+    atomic_write,
+    read_experiment,
+)
 from search.sweep.spaces import TRAINING_KEYS, model_hparams
 
 __all__ = [
@@ -85,7 +93,12 @@ def _checkpoint_states(trial_dir: str | Path | None) -> list[tuple[Path, dict[st
     for state_path in sorted(Path(trial_dir).glob("checkpoint_*/state.json")):
         try:
             state = json.loads(state_path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError) as exc:
+            warnings.warn(
+                f"{state_path}: unreadable ({exc}); that checkpoint is left out of the trial's row",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             continue
         if isinstance(state, dict):
             states.append((state_path.parent, state))
@@ -164,11 +177,17 @@ def _best(states: Sequence[tuple[Path, dict[str, Any]]]) -> str:
 
 
 def read_baseline(experiment_dir: str | Path) -> dict[str, Any] | None:
-    """The predict-nothing score `search.run` recorded in experiment.json, if any (None while
-    the folder has no readable record: the leaderboard is then shown without it)."""
+    """The predict-nothing score `search.run` recorded in experiment.json; None while the
+    folder has no record yet. A record that exists but cannot be read is said (a warning
+    naming the file and why), and the leaderboard goes on without the baseline row."""
+    if not (Path(experiment_dir) / EXPERIMENT_FILE).exists():
+        return None
     try:
         return read_experiment(experiment_dir).baseline
-    except RecordError:
+    except RecordError as exc:
+        warnings.warn(
+            f"{exc}; the leaderboard has no predict-nothing row", RuntimeWarning, stacklevel=2
+        )
         return None
 
 

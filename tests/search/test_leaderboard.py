@@ -251,3 +251,23 @@ def test_a_moved_experiment_still_finds_its_checkpoints(tmp_path: Path) -> None:
     assert resolve_checkpoint(recorded, moved) == checkpoint  # an older, absolute record
     assert resolve_checkpoint("/nowhere/ckpt", moved) == Path("/nowhere/ckpt")
     assert resolve_checkpoint("tune/trial_1/checkpoint_000002", moved) == checkpoint
+
+
+def test_a_broken_experiment_json_is_said_not_silently_dropped(tmp_path):
+    import pytest
+
+    from search.sweep.leaderboard import read_baseline
+
+    (tmp_path / "experiment.json").write_text("{not json")
+    with pytest.warns(RuntimeWarning, match=r"experiment.json.*no predict-nothing row"):
+        assert read_baseline(tmp_path) is None
+
+
+def test_an_unreadable_state_json_is_said_and_the_others_still_count(tmp_path):
+    import pytest
+
+    folder = _trial(tmp_path / "tune", "t1", [0.5, 0.7], kept=[1, 2], history=True)
+    (folder / "checkpoint_000001" / "state.json").write_text("{cut")
+    with pytest.warns(RuntimeWarning, match=r"checkpoint_000001/state.json: unreadable"):
+        results = trial_results(folder)
+    assert [r["epoch"] for r in results] == [1, 2]  # result.json still has both epochs
