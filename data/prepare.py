@@ -9,7 +9,8 @@ shards of another dataset, config or input is never rebuilt unless `overwrite=tr
 the command stops with one line naming what the folder holds and what was asked.
 
 Images are loaded (decoded, or generated) and encoded in `workers` processes (0 = one per
-CPU core, and one per 16 images at most), in order, a bounded window ahead of the shard writer, so memory stays flat.
+CPU core, and one per 16 images at most), in order, a bounded window ahead of the shard
+writer, so memory stays flat.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from data.rle import RLEError
 from data.shards import (
     SCHEMA_VERSION,
     Manifest,
+    ManifestMissing,
     ShardError,
     ShardRecord,
     SplitInfo,
@@ -171,8 +173,10 @@ def _current_manifest(
     None if there is none (or `overwrite`). Another dataset's manifest raises ShardsExist."""
     try:
         manifest = read_manifest(out)
+    except ManifestMissing:
+        return None
     except ShardError as exc:
-        if overwrite or "no manifest" in str(exc):
+        if overwrite:
             return None
         raise ShardsExist(
             f"{out} holds a manifest this version cannot read ({exc}); refusing to overwrite "

@@ -22,6 +22,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "MANIFEST_NAME",
     "ShardError",
+    "ManifestMissing",
     "ShardInfo",
     "SplitInfo",
     "Manifest",
@@ -46,6 +47,10 @@ ROWS_PER_BATCH = 16
 
 class ShardError(ValueError):
     """A missing, truncated or corrupted shard or manifest; the message names it."""
+
+
+class ManifestMissing(ShardError):
+    """The folder has no manifest.json at all (nothing prepared there yet)."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,7 @@ def read_manifest(uri: str) -> Manifest:
         with filesystem.open_input_stream(path) as stream:
             data = json.loads(stream.read())
     except FileNotFoundError:
-        raise ShardError(
+        raise ManifestMissing(
             f"{join(folder, MANIFEST_NAME)}: no manifest (run python -m data.prepare)"
         ) from None
     except (OSError, ValueError) as exc:

@@ -6,14 +6,13 @@
 DIR gets `test_images/simtest-NNNNN.png` (grey, 256x1600, lossless so they are the pixels
 the training shards hold) and `solution.csv`, their masks in Kaggle's old layout, which a
 submission is scored against (`python -m search.score`) and which no stage of the search
-reads. Images are rendered in `workers` processes (0 = one per core). A DIR that already has
-a solution.csv is refused unless overwrite=true.
+reads. Images are rendered in `workers` processes (0 = one per core, at most one per 16
+images). A DIR that already has a solution.csv is refused unless overwrite=true.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ class SimImagesConfig:
     count: int = TEST_IMAGES  # Kaggle's test set has 5,506 images
     root: str = SEVERSTAL_LABELS  # the real labels the masks come from
     seed: int = 0  # the stand-in's seed (dataset.seed of dataset=severstal-sim)
-    workers: int = 0  # rendering processes; 0 = one per CPU core
+    workers: int = 0  # rendering processes; 0 = one per CPU core (at most one per 16 images)
     overwrite: bool = False
 
 
@@ -60,7 +59,7 @@ def write_sim_test(
     (out / IMAGES).mkdir(parents=True, exist_ok=True)
     rows = []
     for entry, (data, problem) in zip(
-        entries, encoded_images(entries, "png", workers or os.cpu_count() or 1), strict=True
+        entries, encoded_images(entries, "png", workers), strict=True
     ):
         if data is None:
             raise SourceError(problem)

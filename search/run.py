@@ -131,7 +131,7 @@ def dataset_of_shards(argv: Sequence[str]) -> tuple[list[str], dict[str, Any] | 
     Returns argv with `dataset=<group>` added (so the dataset's training defaults are the ones
     composed) and the manifest's dataset config, or argv unchanged and None when a dataset is
     given, no shards are, or DIR has no manifest yet (then it is prepared as asked)."""
-    from data.shards import ShardError, read_manifest
+    from data.shards import ManifestMissing, ShardError, read_manifest
 
     given = [a.split("=", 1)[1] for a in argv if a.startswith("shards=")]
     if not given or not given[-1] or given[-1] == "null":
@@ -140,9 +140,9 @@ def dataset_of_shards(argv: Sequence[str]) -> tuple[list[str], dict[str, Any] | 
         return list(argv), None
     try:
         manifest = read_manifest(shards_uri(given[-1]))
+    except ManifestMissing:
+        return list(argv), None
     except ShardError as exc:
-        if "no manifest" in str(exc):
-            return list(argv), None
         raise ConfigError(f"shards={given[-1]}: {exc}") from None
     held = dict(manifest.dataset)
     groups = dataset_groups()
