@@ -1,7 +1,7 @@
 """Promotion: best checkpoints -> tuned post-processing -> ensemble -> results/NAME/final/.
 
     python -m search.promote experiment=NAME [top_k=3] [tta=false] [gate=true]
-        [results_dir=results] [batch_size=8] [limit=0]
+        [results_dir=results] [batch_size=8] [limit=0] [workers=0]
 
 Steps (see `promote`):
 1. from `leaderboard.csv`, take the best finished trial of every architecture plus the top-k
@@ -35,7 +35,8 @@ from typing import Any
 from omegaconf import MISSING
 
 from data.config import ConfigError, compose_schema, require, run_cli
-from search.inference.jobs import Job, predict_split, run_jobs
+from search.inference.jobs import Job, exported_model, predict_split, run_jobs
+from search.memory import peak_rss_mib
 from search.promotion.arrays import PromotionError, Split, load_split, score
 from search.promotion.candidates import Candidate, select_candidates
 from search.promotion.final import WORK_PREFIX, recover_final, swap_in, write_final
@@ -43,8 +44,10 @@ from search.promotion.scoring import (
     best_single,
     choose_ensemble,
     evaluate,
+    evaluate_all,
     overlay_examples,
     promotion_metrics,
+    usable_cores,
 )
 from search.records import RecordError, read_experiment, read_leaderboard, resolve_experiment
 
@@ -78,6 +81,7 @@ def promote(
     progress: bool = True,
     gpus: float = 0.0,
     cpus: float = 1.0,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Promote an experiment folder; returns what `final/metrics.json` holds.
 
@@ -92,7 +96,9 @@ def promote(
     - `batch_size`: prediction batch size; `limit`: at most this many val/test images (smoke).
     - `progress`: tqdm bars on stderr.
     - `gpus`, `cpus`: each prediction task's share when Ray is running (`search.run` on a
-      cluster); without Ray, prediction runs in this process.
+      cluster); without Ray, prediction runs in one spawned child process, so this one loads no
+      model.
+    - `workers`: processes tuning the models' post-processing at once (0: one per usable core).
 
     Raises PromotionError (a RuntimeError) naming the file or trial when the experiment has
     no finished trial, a checkpoint fails to load, or the shards cannot be read. Nothing in
@@ -144,10 +150,13 @@ def promote(
         clock = time.perf_counter()
         val_probs = [by_split["val"] for by_split in levels]
         test_probs = [by_split["test"] for by_split in levels]
-        results = {
-            c.name: evaluate(v, t, val, test, class_names=class_names, gate=gate)
-            for c, v, t in zip(candidates, val_probs, test_probs, strict=True)
-        }
+        workers = workers or usable_cores()
+        evaluated, tune_peaks = evaluate_all(
+            val_probs, test_probs, val, test, class_names=class_names, gate=gate, workers=workers
+        )
+        results = {c.name: r for c, r in zip(candidates, evaluated, strict=True)}
+        stage_s["tune+score models"] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
         selection, ens_result, ens_test = choose_ensemble(
             candidates,
             results,
@@ -159,45 +168,50 @@ def promote(
             gate=gate,
         )
         overlays = overlay_examples(test, ens_test, params=ens_result["postprocess"])
+        stage_s["ensemble"] = round(time.perf_counter() - clock, 2)
         stage_s.update({f"tune:{name}": float(r["tune_s"]) for name, r in results.items()})
-        stage_s["score"] = round(
-            time.perf_counter() - clock - sum(r["tune_s"] for r in results.values()), 2
+
+        metrics = promotion_metrics(
+            experiment_dir,
+            uri,
+            class_names,
+            candidates,
+            results,
+            selection,
+            ens_result,
+            val=val,
+            test=test,
+            tta=tta,
+            gate=gate,
+            flips=flips,
+        )
+        # Where each model was predicted: this host, or a Ray worker's on a cluster.
+        for entry, place in zip(metrics["models"], where, strict=True):
+            entry["prediction"] = place
+        metrics["promotion_s"] = round(time.perf_counter() - started, 2)
+        metrics["stage_s"] = stage_s
+        metrics["peak_rss_mib"] = {
+            "driver": peak_rss_mib(),
+            "predict": max(p["peak_rss_mib"] for p in where),
+            "tune_workers": max(tune_peaks, default=None),
+            "tune_processes": min(workers, len(candidates)),
+        }
+        write_final(
+            experiment_dir,
+            candidates,
+            results,
+            ens_result,
+            selection,
+            metrics,
+            rows,
+            overlays=overlays,
+            exported={c.name: exported_model(work, c.name) for c in candidates},
+            class_names=class_names,
+            tta=tta,
+            flips=flips,
         )
     finally:  # open memory maps stay readable until dropped: unlinking is safe on POSIX
         shutil.rmtree(work, ignore_errors=True)
-
-    metrics = promotion_metrics(
-        experiment_dir,
-        uri,
-        class_names,
-        candidates,
-        results,
-        selection,
-        ens_result,
-        val=val,
-        test=test,
-        tta=tta,
-        gate=gate,
-        flips=flips,
-    )
-    # Where each model was predicted: this host, or a Ray worker's on a cluster.
-    for entry, place in zip(metrics["models"], where, strict=True):
-        entry["prediction"] = place
-    metrics["promotion_s"] = round(time.perf_counter() - started, 2)
-    metrics["stage_s"] = stage_s
-    write_final(
-        experiment_dir,
-        candidates,
-        results,
-        ens_result,
-        selection,
-        metrics,
-        rows,
-        overlays=overlays,
-        class_names=class_names,
-        tta=tta,
-        flips=flips,
-    )
     return metrics
 
 
@@ -215,15 +229,16 @@ class PromoteConfig:
     gate: bool = True
     batch_size: int = 8
     limit: int = 0  # 0 = every val/test image
+    workers: int = 0  # processes tuning post-processing at once; 0 = one per usable core
     lock_stale_s: float = 60.0
 
 
 def main(argv: Sequence[str]) -> int:
     args = compose_schema(PromoteConfig, argv, __doc__ or "")
     require(
-        args.top_k >= 0 and args.limit >= 0 and args.batch_size >= 1,
-        f"top_k={args.top_k}, limit={args.limit}, batch_size={args.batch_size}: top_k and "
-        "limit must be >= 0 and batch_size >= 1",
+        args.top_k >= 0 and args.limit >= 0 and args.batch_size >= 1 and args.workers >= 0,
+        f"top_k={args.top_k}, limit={args.limit}, batch_size={args.batch_size}, "
+        f"workers={args.workers}: top_k, limit and workers must be >= 0 and batch_size >= 1",
     )
     experiment_dir = resolve_experiment(args.experiment, args.results_dir)
     from search.lock import ExperimentLock
@@ -241,6 +256,7 @@ def _promote_command(experiment_dir: Path, args: PromoteConfig) -> int:
             gate=args.gate,
             batch_size=args.batch_size,
             limit=args.limit or None,
+            workers=args.workers,
         )
     except (RuntimeError, ValueError) as exc:  # PromotionError, ShardError, ImageError...
         if isinstance(exc, ConfigError):
@@ -256,6 +272,9 @@ def _promote_command(experiment_dir: Path, args: PromoteConfig) -> int:
     stages = metrics.get("stage_s") or {}
     if stages:
         print("seconds by stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+    peaks = metrics.get("peak_rss_mib") or {}
+    if peaks:
+        print("peak resident MiB: " + ", ".join(f"{k} {v}" for k, v in peaks.items()))
     return 0
 
 

@@ -228,10 +228,14 @@ class PromotionMetrics:
     baseline: dict[str, Any] | None = None  # predict-nothing on the same val and test images
     gains_on_test: dict[str, float] | None = None
     promotion_s: float | None = None
-    # Wall seconds by stage: splits (read the shards), predict (every model), and per model
-    # its post-processing tuning on val (tune:<name>), then score (raw/tuned scoring, the
-    # ensemble's selection and tuning, the overlays).
+    # Wall seconds by stage: splits (read the shards), predict (every model), tune+score
+    # models (every model tuned on val and scored, over the tuning processes), ensemble (its
+    # selection, tuning, scoring and the overlays), and per model its own tuning on val
+    # (tune:<name>, inside tune+score models).
     stage_s: dict[str, float] | None = None
+    # Peak resident memory (MiB, search.memory.peak_rss_mib) of each process promotion ran: the driver (which
+    # loads no model), the prediction process (or each Ray task), the tuning workers.
+    peak_rss_mib: dict[str, Any] | None = None
     version: int = METRICS_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -1,28 +1,34 @@
 """Promotion's inference: each candidate model's uint8 probabilities for the val and test splits.
 
 One job per model: load the checkpoint, predict both splits (flip TTA optional) in batches of
-one image size, quantise, write `<name>.<split>.levels.npy` into the work folder. Under a
-running Ray (the search's own, or a cluster joined by `search.run`), each job is a Ray task
-with the GPU share a trial had, so prediction runs on the GPU workers and the driver only
-opens the files they wrote (the work folder sits in the experiment folder, which a cluster
-keeps on its shared file system). Without Ray, the jobs run here one after another.
+one image size, quantise, write `<name>.<split>.levels.npy` into the work folder, and export
+the model without its optimizer state as `<name>.keras` there for `final/`. Under a running
+Ray (the search's own, or a cluster joined by `search.run`), each job is a Ray task with the
+GPU share a trial had, so prediction runs on the GPU workers (the work folder sits in the
+experiment folder, which a cluster keeps on its shared file system). Without Ray, the jobs run
+one after another in one spawned child process. Either way the driver loads no model and
+predicts nothing: its memory is the chunks it scores, not a model's activations at 256x1600.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from search.memory import peak_rss_mib
 from search.promotion.arrays import OnDisk, PromotionError, Split, open_array, reopen_split
 
-__all__ = ["Job", "predict_split", "run_jobs"]
+__all__ = ["Job", "exported_model", "predict_split", "run_jobs"]
 
 
 def predict_split(
@@ -86,16 +92,23 @@ def _predict_job(
     flips: Sequence[str],
     progress: bool,
 ) -> dict[str, Any]:
-    """Predict every split with one model; returns {files: {split: levels file}, host, pid,
-    seconds}. Runs anywhere the work folder is mounted: here, or in a Ray task on a worker."""
+    """Predict every split with one model and export it (`exported_model`); returns {files:
+    {split: levels file}, host, pid, seconds, peak_rss_mib}. Runs anywhere the work folder is
+    mounted: in the child process `run_jobs` spawns, or in a Ray task on a worker.
+
+    The export is the checkpoint's model without its optimizer state (a third of the file for
+    Adam): trial checkpoints keep the optimizer for a resumed trial, a promoted model only
+    predicts. Loaded and saved uncompiled, so loading it builds no optimizer either."""
     from search.inference.loading import ModelLoadError, check_classes, load_keras_model
 
     started = time.perf_counter()
     try:
-        model = load_keras_model(job.model_file)
+        model = load_keras_model(job.model_file, compile=False)
         check_classes(model, class_names, job.model_file, f"the shards {uri}")
     except ModelLoadError as exc:
         raise PromotionError(f"trial {job.trial_id} ({job.model}): {exc}") from exc
+    exported = exported_model(folder, job.name)
+    model.save(exported)
     written = {}
     for name, ids, sizes in splits:
         split = reopen_split(folder, name, ids, sizes)
@@ -110,8 +123,14 @@ def _predict_job(
             out=out,
         )
         written[name] = str(out)
-    where = {"host": socket.gethostname(), "pid": os.getpid()}
-    return {"files": written, **where, "seconds": round(time.perf_counter() - started, 2)}
+    import keras
+
+    del model
+    keras.backend.clear_session()  # the next job in this process starts from a clean graph
+    # The process's peak so far (in the child, over its jobs so far).
+    where = {"host": socket.gethostname(), "pid": os.getpid(), "peak_rss_mib": peak_rss_mib()}
+    seconds = round(time.perf_counter() - started, 2)
+    return {"files": written, **where, "seconds": seconds}
 
 
 def run_jobs(
@@ -127,11 +146,12 @@ def run_jobs(
     gpus: float = 0.0,
     cpus: float = 1.0,
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, Any]]]:
-    """({split name: levels `OnDisk`} per job, {host, pid, seconds} per job), in the jobs'
-    order.
+    """({split name: levels `OnDisk`} per job, {host, pid, seconds, peak_rss_mib} per job), in
+    the jobs' order; each job's model exported at `exported_model(folder, job.name)`.
 
     Under a running Ray, one task per job with `cpus` and `gpus` (the trials' share), at
-    most as many at once as Ray can place; otherwise in this process, one model at a time.
+    most as many at once as Ray can place; otherwise in one spawned child process, one model
+    at a time (a fresh interpreter: nothing of TensorFlow comes back into this one).
     """
     index = [(s.name, list(s.image_ids), np.asarray(s.sizes)) for s in splits]
     kwargs = {"batch_size": batch_size, "flips": tuple(flips)}
@@ -149,12 +169,43 @@ def run_jobs(
             cause = exc.cause if isinstance(exc.cause, PromotionError) else exc
             raise PromotionError(str(cause)) from exc
     else:
-        files = [
-            _predict_job(job, folder, index, class_names, uri, progress=progress, **kwargs)
-            for job in jobs
-        ]
+        files = _in_child(jobs, folder, index, tuple(class_names), uri, progress, kwargs)
     levels = [{name: OnDisk(Path(path)) for name, path in f["files"].items()} for f in files]
     return levels, [{k: v for k, v in f.items() if k != "files"} for f in files]
+
+
+def exported_model(folder: Path, job_name: str) -> Path:
+    """Where `_predict_job` exported the model of job `job_name` in the work folder."""
+    return Path(folder) / f"{job_name}.keras"
+
+
+def _in_child(
+    jobs: Sequence[Job],
+    folder: Path,
+    index: Sequence[tuple[str, list[str], np.ndarray]],
+    class_names: tuple[str, ...],
+    uri: str,
+    progress: bool,
+    kwargs: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """`_predict_job` for every job, in order, in one spawned process (spawn, not fork: the
+    child imports TensorFlow itself and inherits no threads or locks of the driver)."""
+    context = multiprocessing.get_context("spawn")
+    files = []
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        for job in jobs:
+            future = pool.submit(
+                _predict_job, job, folder, index, class_names, uri, progress=progress, **kwargs
+            )
+            try:
+                files.append(future.result())
+            except BrokenProcessPool as exc:
+                raise PromotionError(
+                    f"trial {job.trial_id} ({job.model}): the prediction process died while "
+                    f"predicting {job.model_file} (killed, or out of memory: try a smaller "
+                    "batch_size)"
+                ) from exc
+    return files
 
 
 def _ray_running() -> bool:

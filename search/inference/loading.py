@@ -23,14 +23,15 @@ class ModelLoadError(RuntimeError):
     """A model file that cannot be loaded; the message names the file."""
 
 
-def load_keras_model(path: Path) -> Any:
-    """Load one .keras file through models.load_model; any failure names the file."""
+def load_keras_model(path: Path, *, compile: bool = True) -> Any:
+    """Load one .keras file through models.load_model; any failure names the file.
+    `compile=False` builds no optimizer and loss: enough to predict and to export."""
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist")
     try:
         import models
 
-        return models.load_model(str(path))
+        return models.load_model(str(path), compile=compile)
     except Exception as exc:  # Keras raises many types for a bad archive
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         named = f"{path}: cannot load model "  # models.load_model names the file already

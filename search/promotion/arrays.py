@@ -27,6 +27,7 @@ __all__ = [
     "chunks",
     "load_split",
     "open_array",
+    "pair_dice",
     "score",
     "score_levels",
 ]
@@ -135,10 +136,22 @@ def chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
         yield slice(lo, min(lo + size, n))
 
 
+def pair_dice(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Kaggle Dice of every (image, class) pair (N, C) of boolean masks (N, H, W, C), an empty
+    prediction of an empty mask scoring 1: `models.metrics.pair_dice` (a test holds them
+    equal) without importing Keras: the tuning workers stay NumPy-sized."""
+    from search.promotion.postprocess import dice_from_counts
+
+    truth, pred = np.asarray(truth, dtype=bool), np.asarray(pred, dtype=bool)
+    if truth.shape != pred.shape:
+        raise ValueError(f"truth has shape {truth.shape} but the prediction {pred.shape}")
+    inter = np.logical_and(truth, pred).sum(axis=(1, 2), dtype=np.int64)
+    total = truth.sum(axis=(1, 2), dtype=np.int64) + pred.sum(axis=(1, 2), dtype=np.int64)
+    return dice_from_counts(inter, total).astype(np.float64)
+
+
 def score(truth: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     """Kaggle Dice and per-class Dice of boolean masks (N, H, W, C), read a chunk at a time."""
-    from models.metrics import pair_dice
-
     pairs = np.concatenate(
         [pair_dice(np.asarray(truth[s]), np.asarray(pred[s])) for s in chunks(len(truth))]
     )
@@ -156,7 +169,6 @@ def score_levels(
     """`score` of post-processed probabilities (uint8 levels, a memory map or an ensemble
     `Mixture`), post-processing one chunk at a time: components never cross images. `sizes`
     (N, 2): the images' own sizes in a padded split (minimum areas are fractions of them)."""
-    from models.metrics import pair_dice
     from search.promotion import postprocess
 
     def masks(s: slice) -> np.ndarray:

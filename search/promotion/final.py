@@ -22,7 +22,7 @@ from search.promotion.candidates import Candidate
 from search.records import PromotionMetrics, TrialRow
 from search.sweep.leaderboard import markdown_table
 
-__all__ = ["WORK_PREFIX", "export_for_inference", "recover_final", "swap_in", "write_final"]
+__all__ = ["WORK_PREFIX", "recover_final", "swap_in", "write_final"]
 
 WORK_PREFIX = "promotion.work-"  # the work folder of a running (or killed) promotion
 
@@ -69,18 +69,6 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def export_for_inference(checkpoint_model: Path, out: Path) -> None:
-    """The checkpoint's model without its optimizer state: a third of the file for Adam.
-
-    Trial checkpoints keep the optimizer (a resumed trial needs it); a promoted model only
-    predicts. Saved uncompiled, so loading it builds no optimizer either.
-    """
-    import models
-
-    model = models.load_model(checkpoint_model, compile=False)
-    model.save(out)
 
 
 def swap_in(tmp: Path, final: Path) -> None:
@@ -135,6 +123,7 @@ def write_final(
     rows: Sequence[TrialRow],
     *,
     overlays: Mapping[str, np.ndarray],
+    exported: Mapping[str, Path],
     class_names: Sequence[str],
     tta: bool,
     flips: Sequence[str],
@@ -146,7 +135,8 @@ def write_final(
         models_dir = tmp / "models"
         models_dir.mkdir()
         for c in candidates:
-            export_for_inference(c.checkpoint / "model.keras", models_dir / f"{c.name}.keras")
+            # Exported by the prediction job, without the optimizer state (see search.inference.jobs)
+            shutil.copyfile(exported[c.name], models_dir / f"{c.name}.keras")
             spec = ensemble.single_model_spec(
                 c.name,
                 f"{c.name}.keras",

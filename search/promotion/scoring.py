@@ -7,20 +7,32 @@ reads a chunk of images at a time. Test scores never choose anything.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from search.memory import peak_rss_mib
 from search.promotion import ensemble, postprocess
 from search.promotion.arrays import Split, chunks, score_levels
 from search.promotion.candidates import Candidate
 from search.records import METRIC
 
-__all__ = ["best_single", "choose_ensemble", "evaluate", "overlay_examples", "promotion_metrics"]
+__all__ = [
+    "best_single",
+    "choose_ensemble",
+    "evaluate",
+    "evaluate_all",
+    "overlay_examples",
+    "promotion_metrics",
+    "usable_cores",
+]
 
 
 def evaluate(
@@ -54,6 +66,44 @@ def evaluate(
             "tuned": score_levels(test.masks, test_probs, tuned, class_names, sizes=test.sizes),
         },
     }
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def _evaluate_job(args: tuple) -> tuple[dict[str, Any], float]:
+    val_probs, test_probs, val, test, class_names, gate = args
+    result = evaluate(val_probs, test_probs, val, test, class_names=class_names, gate=gate)
+    return result, peak_rss_mib()
+
+
+def evaluate_all(
+    val_probs: Sequence[Any],
+    test_probs: Sequence[Any],
+    val: Split,
+    test: Split,
+    *,
+    class_names: Sequence[str],
+    gate: bool,
+    workers: int,
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """`evaluate` of every model, `workers` at a time in spawned processes (1: here, in order).
+
+    Tuning is NumPy on one core a model, reading `OnDisk` levels a chunk at a time, so the
+    models spread over the cores with each worker's memory as small as the driver's. Returns
+    the results in the models' order and each worker's peak resident MiB (empty with 1)."""
+    jobs = [
+        (v, t, val, test, tuple(class_names), gate)
+        for v, t in zip(val_probs, test_probs, strict=True)
+    ]
+    if workers <= 1 or len(jobs) <= 1:
+        return [_evaluate_job(job)[0] for job in jobs], []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        done = list(pool.map(_evaluate_job, jobs))
+    return [result for result, _ in done], [peak for _, peak in done]
 
 
 def overlay_examples(

@@ -93,7 +93,7 @@ def test_promotion_writes_final_with_test_scores_that_hold(promoted: Path) -> No
         assert dice == pytest.approx(entry["test"]["tuned"]["kaggle_dice"], abs=1e-9)
     # Seconds by stage, with each model's post-processing tuning on its own.
     stages = metrics["stage_s"]
-    assert {"splits", "predict", "score"} <= set(stages)
+    assert {"splits", "predict", "tune+score models", "ensemble"} <= set(stages)
     assert {f"tune:{m['name']}" for m in metrics["models"]} <= set(stages)
     assert all(v >= 0 for v in stages.values())
     gains = metrics["gains_on_test"]
@@ -155,6 +155,36 @@ def test_shards_of_another_class_count_are_refused_naming_model_and_shards(
     (copy / "experiment.json").write_text(json.dumps({**experiment, "shards": str(other)}))
     with pytest.raises(ConfigError, match=rf"predicts 3 classes but the shards {other} has 4"):
         promote.main(["experiment=neu_copy", f"results_dir={tmp_path / 'results'}", "top_k=1"])
+
+
+@pytest.mark.slow
+def test_the_promotion_driver_predicts_nothing_itself(promoted: Path, tmp_path: Path) -> None:
+    """Prediction runs in one spawned child and tuning in worker processes: the driver holds
+    no model, so its memory is the chunks it scores, whatever the image size."""
+    copy = experiment_fixture.copy_experiment(promoted, tmp_path / "results" / "neu_driver")
+    probe = (
+        "import os, sys\n"
+        "from search import promote\n"
+        f"code = promote.main(['experiment=neu_driver', 'results_dir={tmp_path / 'results'}',"
+        " 'top_k=1', 'workers=2'])\n"
+        "print('pid:', os.getpid())\n"
+        "sys.exit(code)\n"
+    )
+    done = run_python("-c", probe)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((copy / "final" / "metrics.json").read_text())
+    peaks = metrics["peak_rss_mib"]
+    # The tuning workers are NumPy-sized: neither TensorFlow nor a model is in them.
+    assert 0 < peaks["tune_workers"] < min(peaks["driver"], peaks["predict"]) / 2, peaks
+    assert peaks["tune_processes"] == 2, peaks
+    driver_pid = int(done.stdout.split("pid:")[1].split()[0])
+    children = {m["prediction"]["pid"] for m in metrics["models"]}
+    assert len(children) == 1 and driver_pid not in children, (driver_pid, children)
+    # What the child exported is what final/ ships: loadable, and it predicts.
+    import models
+
+    for entry in metrics["models"]:
+        assert models.load_model(copy / "final" / entry["file"]).output_shape[-1] == 3
 
 
 def _run_promote(
