@@ -2,7 +2,8 @@
 
 Composes `search/conf/config.yaml`, validates every group, key and value (a bad one exits 2
 with one line, before Ray starts), prepares the shards once, runs or resumes the Tune
-experiment in `results/<experiment>/`, writes the leaderboard and promotes the best checkpoints.
+experiment in `results/<experiment>/`, writes the leaderboard, promotes the best checkpoints
+(`promote=false` skips it) and writes `report.html` (`report=false` skips it).
 """
 
 from __future__ import annotations
@@ -296,23 +297,46 @@ def record_experiment(
     write_experiment(experiment_dir, record)  # a full disk leaves the old record, not half
 
 
+def _final_step(experiment_dir: Path, what: str, command: str, step: Any) -> Any:
+    """`step()`, or None and one line with the retry command if it fails: the leaderboard
+    stands whatever promotion or the report does."""
+    try:
+        return step()
+    except Exception as exc:
+        print(
+            f"[search] {what} failed ({type(exc).__name__}: {exc}); the leaderboard in "
+            f"{experiment_dir} is complete. Retry: python -m {command} "
+            f"experiment={experiment_dir.name}",
+            file=sys.stderr,
+        )
+        return None
+
+
 def _promote(experiment_dir: Path, plan: Any) -> bool:
     from search.promote import promote
     from search.sweep.runner import cluster_session
 
-    try:
+    def step() -> Path:
         with cluster_session(plan) as share:  # prediction on the cluster's workers, if any
             promote(experiment_dir, **share)
-    except Exception as exc:  # the leaderboard stands whatever promotion does
-        print(
-            f"[search] promotion failed ({type(exc).__name__}: {exc}); the leaderboard in "
-            f"{experiment_dir} is complete. Retry: python -m search.promote "
-            f"experiment={experiment_dir.name}",
-            file=sys.stderr,
-        )
-        return False
-    print(f"[search] promoted: {experiment_dir / 'final'}", flush=True)
-    return True
+        return experiment_dir / "final"
+
+    final = _final_step(experiment_dir, "promotion", "search.promote", step)
+    if final is not None:
+        print(f"[search] promoted: {final}", flush=True)
+    return final is not None
+
+
+def _report(experiment_dir: Path) -> bool:
+    """report.html from what the search (and promotion) wrote: the page the README shows."""
+    from search.report.page import write_report
+
+    out = _final_step(
+        experiment_dir, "the report", "search.report", lambda: write_report(experiment_dir)
+    )
+    if out is not None:
+        print(f"[search] report: {out}", flush=True)
+    return out is not None
 
 
 def plan_search(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[SearchPlan, Any]:
@@ -406,6 +430,8 @@ def _run(cfg: Mapping[str, Any], experiment_dir: Path, argv: Sequence[str]) -> i
         print("[search] interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
     if cfg["promote"] and not _promote(experiment_dir, plan):
+        return 1
+    if cfg["report"] and not _report(experiment_dir):
         return 1
     print(f"[search] {disk_footprint(experiment_dir)}", flush=True)
     return 0

@@ -88,12 +88,13 @@ class TopSchema:
     prune_checkpoints: bool = MISSING
     max_failures: int = MISSING
     promote: bool = MISSING
+    report: bool = MISSING
     lock_stale_s: float = MISSING
     console_interval_s: float = MISSING
     smoke: bool = MISSING
 
 
-# Settings whose change makes a different experiment; the rest (console, promote, cluster
+# Settings whose change makes a different experiment; the rest (console, promote, report, cluster
 # sizing) may change between a run and its resume.
 IDENTITY_KEYS = ("space", "dataset", "train", "searcher", "scheduler", "seed", "shards")
 

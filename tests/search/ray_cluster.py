@@ -19,7 +19,7 @@ from cli_checks import python_env, run_python
 PROJECT = Path(__file__).resolve().parents[2]
 
 # A cluster search at smoke size: tiny images, two short epochs (the tests add their grids).
-TINY_SEARCH = ["preset=smoke", "promote=false"]
+TINY_SEARCH = ["preset=smoke", "promote=false", "report=false"]
 # Ray's CLI beside this interpreter (a venv's bin/, active or not), else the one on PATH.
 RAY = (
     str(Path(sys.executable).with_name("ray"))

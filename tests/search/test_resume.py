@@ -21,6 +21,7 @@ TINY = [  # each test sets its own train.epochs and train.limit_train
     "preset=smoke",
     "space.models.unet.grid.filters=[4]",
     "promote=false",
+    "report=false",
     "console_interval_s=0",
 ]
 

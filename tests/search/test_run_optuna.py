@@ -27,6 +27,7 @@ def test_optuna_asha_search_records_its_study(tmp_path):
         "space.models.unet.grid.filters=[4]",
         "preset=smoke",
         "promote=false",
+        "report=false",
         f"results_dir={tmp_path}",
     ]
     done = run_python("-m", "search.run", *argv, timeout=600)

@@ -78,6 +78,13 @@ def test_paper_space_smoke_search(tmp_path):
         assert len(list(checkpoint.parent.glob("checkpoint_*"))) == 1  # pruned to the best
     scores = [float(r["val_kaggle_dice"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
+    # The run ends with the report page (promote=false: the leaderboard without final/).
+    report = folder / "report.html"
+    assert f"[search] report: {report}" in done.stdout, done.stdout[-2000:]
+    page = report.read_text()
+    assert all(r["trial_id"] in page for r in rows), "the report lists every trial"
+    # Ray Train's line per checkpoint stays out of the console (the leaderboard names them).
+    assert "Checkpoint successfully created" not in done.stdout + done.stderr
     assert (folder / "leaderboard.md").read_text().count("| TERMINATED |") == len(EXPECTED)
     assert "| ERROR |" in (folder / "leaderboard.md").read_text()
 
