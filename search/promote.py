@@ -247,6 +247,12 @@ def main(argv: Sequence[str]) -> int:
         return _promote_command(experiment_dir, args)
 
 
+def with_interval(score: dict[str, Any], key: str = "kaggle_dice", sign: str = "") -> str:
+    """'0.9541 [0.9502, 0.9580]' (a score, or a difference with sign='+')."""
+    low, high = score["interval95"]
+    return f"{score[key]:{sign}.4f} [{low:{sign}.4f}, {high:{sign}.4f}]"
+
+
 def _promote_command(experiment_dir: Path, args: PromoteConfig) -> int:
     try:
         metrics = promote(
@@ -263,11 +269,14 @@ def _promote_command(experiment_dir: Path, args: PromoteConfig) -> int:
             raise
         raise ConfigError(str(exc)) from exc
     gains = metrics["gains_on_test"]
+    best = next(m for m in metrics["models"] if m["name"] == metrics["best_single"])
+    ens = metrics["ensemble"]["test"]["tuned"]
     print(
         f"promoted {len(metrics['models'])} model(s) to {experiment_dir / 'final'}; test "
-        f"kaggle_dice: best single {gains['best_single_raw']:.4f} raw / "
-        f"{gains['best_single_tuned']:.4f} tuned, ensemble {gains['ensemble_tuned']:.4f}; "
-        f"predict-nothing {gains['baseline']:.4f}"
+        f"kaggle_dice (95% interval over images): best single "
+        f"{with_interval(best['test']['raw'])} raw / {with_interval(best['test']['tuned'])} "
+        f"tuned, ensemble {with_interval(ens)}; predict-nothing {gains['baseline']:.4f}; "
+        f"the ensemble's lift over it {with_interval(ens['lift_over_nothing'], 'value', '+')}"
     )
     stages = metrics.get("stage_s") or {}
     if stages:

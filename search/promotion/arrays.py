@@ -22,6 +22,7 @@ import numpy as np
 
 __all__ = [
     "CHUNK",
+    "IMAGES",
     "OnDisk",
     "Split",
     "chunks",
@@ -152,10 +153,8 @@ def pair_dice(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 def score(truth: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     """Kaggle Dice and per-class Dice of boolean masks (N, H, W, C), read a chunk at a time."""
-    pairs = np.concatenate(
-        [pair_dice(np.asarray(truth[s]), np.asarray(pred[s])) for s in chunks(len(truth))]
-    )
-    return _summary(pairs, class_names)
+    parts = [_pairs(np.asarray(truth[s]), np.asarray(pred[s])) for s in chunks(len(truth))]
+    return _summary(parts, class_names)
 
 
 def score_levels(
@@ -175,13 +174,36 @@ def score_levels(
         own = None if sizes is None else np.asarray(sizes)[s]
         return postprocess.apply(np.asarray(levels[s]), params, sizes=own)
 
-    pairs = np.concatenate([pair_dice(np.asarray(truth[s]), masks(s)) for s in chunks(len(truth))])
-    return _summary(pairs, class_names)
+    parts = [_pairs(np.asarray(truth[s]), masks(s)) for s in chunks(len(truth))]
+    return _summary(parts, class_names)
 
 
-def _summary(pairs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
-    per_class = pairs.mean(axis=0)
+# The per-image scores a summary carries for paired comparisons (`scoring.promotion_metrics`
+# takes them out before anything is written).
+IMAGES = "_image_scores"
+
+
+def _pairs(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the prediction's pair Dice, predict-nothing's pair Dice), each (N, C)."""
+    nothing = (~np.asarray(truth, dtype=bool).any(axis=(1, 2))).astype(np.float64)
+    return pair_dice(truth, pred), nothing
+
+
+def _summary(
+    parts: Sequence[tuple[np.ndarray, np.ndarray]], class_names: Sequence[str]
+) -> dict[str, Any]:
+    """Kaggle Dice with its 95% bootstrap interval over images, the lift over predicting
+    nothing on the same images with its paired interval, per-class Dice, and (under
+    `IMAGES`) each image's score for later paired comparisons."""
+    from search.promotion import intervals
+
+    pairs = np.concatenate([p for p, _ in parts])
+    nothing = np.concatenate([n for _, n in parts])
+    images = pairs.mean(axis=1)
     return {
         "kaggle_dice": float(pairs.mean()),
-        "per_class": {n: float(d) for n, d in zip(class_names, per_class, strict=True)},
+        "interval95": intervals.interval(images),
+        "lift_over_nothing": intervals.difference(images, nothing.mean(axis=1)),
+        "per_class": {n: float(d) for n, d in zip(class_names, pairs.mean(axis=0), strict=True)},
+        IMAGES: tuple(images.tolist()),  # a tuple: summaries compare with ==
     }

@@ -42,7 +42,8 @@ def _model_card(candidate: Candidate, result: Mapping[str, Any], experiment: str
         f"- search validation kaggle_dice: {candidate.val_kaggle_dice:.4f}",
         f"- validation kaggle_dice, tuned post-processing: {val['tuned']['kaggle_dice']:.4f}",
         f"- test kaggle_dice: raw {test['raw']['kaggle_dice']:.4f}, "
-        f"tuned {test['tuned']['kaggle_dice']:.4f}",
+        f"tuned {test['tuned']['kaggle_dice']:.4f} "
+        f"(95% interval over test images {_span(test['tuned'].get('interval95'))})",
         "",
         "| class | threshold | min area (% of the image) | gate | test Dice (tuned) |",
         "|---|---|---|---|---|",
@@ -62,6 +63,10 @@ def _model_card(candidate: Candidate, result: Mapping[str, Any], experiment: str
         "",
     ]
     return "\n".join(lines)
+
+
+def _span(interval: Sequence[float] | None) -> str:
+    return "n/a" if not interval else f"{interval[0]:.4f} to {interval[1]:.4f}"
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from search.memory import peak_rss_mib
-from search.promotion import ensemble, postprocess
-from search.promotion.arrays import Split, chunks, score_levels
+from search.promotion import ensemble, intervals, postprocess
+from search.promotion.arrays import IMAGES, Split, chunks, score_levels
 from search.promotion.candidates import Candidate
 from search.records import METRIC
 
@@ -209,12 +209,23 @@ def promotion_metrics(
     gate: bool,
     flips: Sequence[str],
 ) -> dict[str, Any]:
+    best_result = results[candidates[best_single(candidates, results)].name]
+
+    def written(score: Mapping[str, Any], reference: Mapping[str, Any] | None) -> dict[str, Any]:
+        """A score without its per-image array; on test, also its paired difference to the
+        best single model's (chosen on val) same score, and whether the images tell them apart."""
+        out = {k: v for k, v in score.items() if k != IMAGES}
+        if reference is not None and IMAGES in score and IMAGES in reference:
+            out["vs_best_single"] = intervals.difference(score[IMAGES], reference[IMAGES])
+        return out
+
     def entry(result: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "val": result["val"],
-            "test": result["test"],
-            "postprocess": result["postprocess"].to_dict(),
+        test = {
+            kind: written(score, best_result["test"][kind])
+            for kind, score in result["test"].items()
         }
+        val = {kind: written(score, None) for kind, score in result["val"].items()}
+        return {"val": val, "test": test, "postprocess": result["postprocess"].to_dict()}
 
     models = [
         {

@@ -96,6 +96,19 @@ def test_promotion_writes_final_with_test_scores_that_hold(promoted: Path) -> No
     assert {"splits", "predict", "tune+score models", "ensemble"} <= set(stages)
     assert {f"tune:{m['name']}" for m in metrics["models"]} <= set(stages)
     assert all(v >= 0 for v in stages.values())
+    nothing = experiment_fixture.kaggle_dice(truth, np.zeros_like(truth))
+    # Every test score carries its interval, its lift over predict-nothing (paired) and its
+    # difference to the best single model; the best single model does not differ from itself.
+    for entry in [*metrics["models"], metrics["ensemble"]]:
+        for kind in ("raw", "tuned"):
+            score = entry["test"][kind]
+            low, high = score["interval95"]
+            assert low <= score["kaggle_dice"] <= high
+            lift = score["lift_over_nothing"]
+            assert lift["value"] == pytest.approx(score["kaggle_dice"] - nothing, abs=1e-9)
+            assert "vs_best_single" in score and "_image_scores" not in score
+    itself = best["test"]["tuned"]["vs_best_single"]
+    assert itself == {"value": 0.0, "interval95": [0.0, 0.0], "clear": False}
     gains = metrics["gains_on_test"]
     assert gains["ensemble_tuned"] == metrics["ensemble"]["test"]["tuned"]["kaggle_dice"]
     # The baseline is predicting nothing on the same test images, scored independently.
