@@ -112,30 +112,40 @@ def scores_section(metrics: Mapping[str, Any] | None) -> str:
         )
     gains = metrics["gains_on_test"]
     members = ", ".join(f"{m['name']} ×{m['weight']:.2f}" for m in metrics["ensemble"]["members"])
+    best = next((m for m in metrics["models"] if m["name"] == metrics["best_single"]), None)
+    test_of = {"best": (best or {}).get("test", {}), "ensemble": metrics["ensemble"]["test"]}
     rows = [
-        (
-            "best single model, raw (threshold 0.5)",
-            metrics["best_single"],
-            gains["best_single_raw"],
-        ),
-        (
-            "best single model, tuned post-processing",
-            metrics["best_single"],
-            gains["best_single_tuned"],
-        ),
-        ("ensemble, raw", members, gains["ensemble_raw"]),
-        ("ensemble, tuned post-processing", members, gains["ensemble_tuned"]),
+        ("best single model, raw (threshold 0.5)", metrics["best_single"], "best", "raw"),
+        ("best single model, tuned post-processing", metrics["best_single"], "best", "tuned"),
+        ("ensemble, raw", members, "ensemble", "raw"),
+        ("ensemble, tuned post-processing", members, "ensemble", "tuned"),
     ]
+    fallback = {
+        ("best", "raw"): gains["best_single_raw"],
+        ("best", "tuned"): gains["best_single_tuned"],
+        ("ensemble", "raw"): gains["ensemble_raw"],
+        ("ensemble", "tuned"): gains["ensemble_tuned"],
+    }
     baseline = gains.get("baseline")
-    if baseline is not None:
-        rows.append(("predict nothing (the baseline)", "no model", baseline))
+
+    def line(what: str, who: str, score: float, entry: Mapping[str, Any]) -> str:
+        lift = entry.get("lift_over_nothing")
+        cells = f'<td class="big">{score:.4f}{_interval(entry.get("interval95"))}</td>'
+        if baseline is not None:
+            gain = lift["value"] if lift else score - baseline
+            shown = f"{gain:+.4f}{_interval((lift or {}).get('interval95'), sign='+')}"
+            cells += f'<td class="lift">{shown}</td>'
+        return (
+            f'<tr><td class="text">{html.escape(what)}</td><td class="text">'
+            f"{html.escape(who)}</td>{cells}</tr>"
+        )
+
     body = "".join(
-        f'<tr><td class="text">{html.escape(what)}</td><td class="text">{html.escape(who)}</td>'
-        f'<td class="big">{score:.4f}</td>'
-        + (f'<td class="lift">{score - baseline:+.4f}</td>' if baseline is not None else "")
-        + "</tr>"
-        for what, who, score in rows
+        line(what, who, fallback[(key, kind)], test_of[key].get(kind, {}))
+        for what, who, key, kind in rows
     )
+    if baseline is not None:
+        body += line("predict nothing (the baseline)", "no model", baseline, {})
     lift_head = "<th>lift over predict-nothing</th>" if baseline is not None else ""
     return (
         '<table class="scores" id="scores"><thead><tr><th class="text">test split '
@@ -144,7 +154,28 @@ def scores_section(metrics: Mapping[str, Any] | None) -> str:
         f"<p>Post-processing gained {gains['postprocess_gain']:+.4f} on the best single model; "
         f"the ensemble gained {gains['ensemble_gain_over_best_single_tuned']:+.4f} over it "
         f"(both tuned), {gains['total_gain_over_best_single_raw']:+.4f} in all. "
-        "Everything was chosen on the validation split; these are test numbers.</p>"
+        "Everything was chosen on the validation split; these are test numbers. Brackets: "
+        "95% intervals of a paired bootstrap over the test images (a lift's interval is of the "
+        "per-image differences); a gain whose interval holds 0 is not a win. The leaderboard's "
+        "validation scores are each trial's best epoch, chosen on those same images: "
+        "optimistic, where test is not.</p>"
+    )
+
+
+def _interval(interval: Sequence[float] | None, *, sign: str = "") -> str:
+    if not interval:
+        return ""
+    low, high = interval
+    return f"<br><small>[{low:{sign}.4f}, {high:{sign}.4f}]</small>"
+
+
+def _versus_best(score: Mapping[str, Any]) -> str:
+    """' ≈ best' where the images cannot tell this score from the best single model's."""
+    versus = score.get("vs_best_single")
+    if not versus or versus["clear"] or versus["interval95"] == [0.0, 0.0]:  # or itself
+        return ""
+    return (
+        ' <small class="tie" title="the paired interval of the difference holds 0">≈ best</small>'
     )
 
 
@@ -168,8 +199,10 @@ def promoted_table(metrics: Mapping[str, Any]) -> str:
         )
         lines.append(
             f'<tr><td class="text">{html.escape(m["name"])}</td>'
-            f"<td>{m['test']['raw']['kaggle_dice']:.4f}</td>"
-            f"<td>{m['test']['tuned']['kaggle_dice']:.4f}</td>{cells}</tr>"
+            f"<td>{m['test']['raw']['kaggle_dice']:.4f}"
+            f"{_interval(m['test']['raw'].get('interval95'))}</td>"
+            f"<td>{m['test']['tuned']['kaggle_dice']:.4f}{_versus_best(m['test']['tuned'])}"
+            f"{_interval(m['test']['tuned'].get('interval95'))}</td>{cells}</tr>"
         )
     return (
         '<table id="promoted"><thead><tr><th class="text">model</th><th>test raw</th>'
