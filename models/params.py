@@ -1,4 +1,4 @@
-"""Print every architecture's parameter count as a markdown table (the README's table).
+"""Print every architecture's parameter count as a markdown table (the table in docs/models.md).
 
     python -m models.params [num_classes=4]
 

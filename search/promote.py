@@ -18,7 +18,7 @@ Steps (see `promote`):
    promotion that fails part-way leaves the previous good `final/` untouched.
 
 Test scores are never used to choose anything: "best single" is the model with the best tuned
-validation score, and the README's gains are measured on test afterwards.
+validation score, and the gains (README, docs/promotion.md) are measured on test afterwards.
 """
 
 from __future__ import annotations

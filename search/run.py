@@ -328,7 +328,7 @@ def _promote(experiment_dir: Path, plan: Any) -> bool:
 
 
 def _report(experiment_dir: Path) -> bool:
-    """report.html from what the search (and promotion) wrote: the page the README shows."""
+    """report.html from what the search (and promotion) wrote: the page docs/promotion.md describes."""
     from search.report.page import write_report
 
     out = _final_step(

@@ -1,4 +1,4 @@
-"""The README's GPU cost table, from the measured rates in this folder.
+"""The GPU cost table of docs/cluster.md, from the measured rates in this folder.
 
     python results/gpu/costs.py
 
