@@ -89,15 +89,30 @@ class OnDisk:
         finally:
             del view
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """Write a slice the same way: map, write, unmap. The written pages go to the page
+        cache and leave this process (a map kept open for the whole split held them all)."""
+        view = np.load(self.path, mmap_mode="r+")
+        try:
+            view[index] = value  # dirty pages in the page cache: the next map reads them
+        finally:
+            del view
+
+    def flush(self) -> None:
+        """Nothing to do: every write was flushed and unmapped as it was made."""
+
     def __repr__(self) -> str:
         return f"OnDisk({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
 
 
-def open_array(path: Path | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """Zeros of `shape`: in memory (path None) or a new `.npy` memory map at `path`."""
+def open_array(path: Path | None, shape: tuple[int, ...], dtype: Any) -> Any:
+    """Zeros of `shape`: in memory (path None), or a new `.npy` file at `path` written and
+    read a slice at a time (`OnDisk`), so that the process never holds the file's pages."""
     if path is None:
         return np.zeros(shape, dtype=dtype)
-    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    created = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    del created  # a sparse file of zeros with its header: nothing of it stays mapped
+    return OnDisk(path)
 
 
 def load_split(uri: str, split: str, *, limit: int | None, folder: Path | None = None) -> Split:

@@ -72,6 +72,7 @@ def test_compare_counts_an_emptied_result_json_as_lost_epochs(tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the chaos run's own limit (1,500 s) speaks first, with its log
 def test_workers_and_driver_killed_mid_search_lose_nothing(tmp_path: Path) -> None:
     argv = ["kills=3", "driver_kills=2", "chaos_seed=1", "experiment=chaos", *TINY]
     done = run_python("-m", "search.bench.chaos", *argv, f"results_dir={tmp_path}", timeout=1500)
