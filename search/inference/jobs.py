@@ -64,11 +64,7 @@ def predict_split(
                     levels = open_array(out, shape, np.uint8)
                 levels[chosen, :height, :width] = postprocess.quantise(probs)
                 bar.update(probs.shape[0])
-    if out is None:
-        return levels
-    levels.flush()
-    del levels
-    return OnDisk(out)
+    return levels  # with `out`, an OnDisk: each batch was written and unmapped as it came
 
 
 @dataclass(frozen=True)

@@ -132,12 +132,7 @@ def load_split(uri: str, split: str, *, limit: int | None, folder: Path | None =
         h, w = example.image.shape[:2]
         images[index, :h, :w] = example.image
         masks[index, :h, :w] = example.masks.astype(bool, copy=False)
-    if folder is None:
-        return Split(split, ids, images, masks, sizes)
-    images.flush()
-    masks.flush()
-    del images, masks  # written: from here on read a slice at a time
-    return reopen_split(Path(folder), split, ids, sizes)
+    return Split(split, ids, images, masks, sizes)  # with `folder`, OnDisk files
 
 
 def reopen_split(folder: Path, split: str, ids: list[str], sizes: np.ndarray) -> Split:
