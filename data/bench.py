@@ -5,10 +5,15 @@
 Measures, in one run:
 (a) `naive`: a paper-style generator: an OpenCV grayscale read per image plus a per-row
     Python RLE decode (a loop over runs) from the CSV, stacked into float32 batches;
-(b) `pipeline`: shards -> data.reader.make_dataset, producing the same float32 tensors;
-(c) `copy bound`: a float32 memcpy of one sample (image + four masks);
+(b) `uint8`: shards -> data.reader.make_dataset as training, promotion and predict read them:
+    uint8 images and masks, which the model scales and the loss casts on the device; also
+    `float32` (the same tensors scaled on the CPU) and `uint8_stream` (cache=none: every
+    epoch re-reads and re-verifies the shard);
+(c) `copy bound`: a memcpy of one sample (image + four masks), float32 and uint8;
 and the microseconds per (non-empty, real) mask of the vectorised RLE codec against the plain
-Python-loop codec. The last line printed is one JSON object with the figures.
+Python-loop codec. The last line printed is one JSON object with the figures and the machine
+they were measured on: its CPU, the CPUs this process may use (run it under `taskset -c 0`
+for a per-core figure), and TensorFlow's oneDNN and allocator settings.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import csv
 import gc
 import json
+import os
+import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -101,8 +108,8 @@ def _pipeline_batches(
     return iter(dataset)
 
 
-def _copy_rate(seconds: float) -> float:
-    source = np.random.default_rng(0).random((HEIGHT, WIDTH, 1 + CLASSES), dtype=np.float32)
+def _copy_rate(seconds: float, dtype: str = "float32") -> float:
+    source = np.random.default_rng(0).integers(0, 2, (HEIGHT, WIDTH, 1 + CLASSES)).astype(dtype)
     target = np.empty_like(source)
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -132,6 +139,28 @@ def codec_figures(root: Path) -> dict[str, float]:
     }
 
 
+def machine() -> dict[str, object]:
+    """What the figures depend on: the CPU, how many of its CPUs this process may use, and
+    TensorFlow's oneDNN and CPU-allocator settings (read after the pipeline ran)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cpus": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        # TensorFlow's default: oneDNN on where the CPU has AVX512-VNNI, AVX512-BF16 or AMX.
+        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "unset"),
+    }
+
+
 @dataclass
 class BenchConfig:
     """`python -m data.bench`'s keys."""
@@ -155,29 +184,33 @@ def main(argv: Sequence[str]) -> int:
         naive_batches(root, args.batch_size), args.batch_size, args.seconds
     )
     print(f"naive generator: {figures['naive_samples_per_s']:.1f} samples/s", flush=True)
+    legs = {  # figure: (dtype, cache)
+        "uint8_samples_per_s": ("uint8", "auto"),
+        "float32_samples_per_s": ("float32", "auto"),
+        "uint8_stream_samples_per_s": ("uint8", "none"),
+    }
     with tempfile.TemporaryDirectory() as folder:
-        batches = _pipeline_batches(root, Path(folder), args.batch_size)
-        figures["pipeline_samples_per_s"] = _rate(batches, args.batch_size, args.seconds)
-        print(f"shards -> tf.data: {figures['pipeline_samples_per_s']:.1f} samples/s", flush=True)
-        # Not in the JSON (its keys are fixed): the opt-in uint8 output, for models that rescale.
-        batches = _pipeline_batches(root, Path(folder), args.batch_size, "uint8")
-        uint8_rate = _rate(batches, args.batch_size, args.seconds)
-        print(f"shards -> tf.data, dtype=uint8: {uint8_rate:.1f} samples/s", flush=True)
-        # Also not in the JSON: the sample fits the in-memory record cache (cache="auto"), so
-        # this is the rate when every epoch streams and verifies the shards again.
-        batches = _pipeline_batches(root, Path(folder), args.batch_size, cache="none")
-        stream_rate = _rate(batches, args.batch_size, args.seconds)
-        print(f"shards -> tf.data, cache=none: {stream_rate:.1f} samples/s", flush=True)
+        for key, (dtype, cache) in legs.items():
+            batches = _pipeline_batches(root, Path(folder), args.batch_size, dtype, cache)
+            figures[key] = _rate(batches, args.batch_size, args.seconds)
+            print(
+                f"shards -> tf.data, dtype={dtype}, cache={cache}: {figures[key]:.1f} samples/s",
+                flush=True,
+            )
         del batches  # stop the prefetch threads before the shard folder goes away
         gc.collect()
-    figures["copy_bound_samples_per_s"] = _copy_rate(min(args.seconds, 2.0))
+    copy_seconds = min(args.seconds, 2.0)
+    figures["copy_bound_samples_per_s"] = _copy_rate(copy_seconds, "float32")
+    figures["uint8_copy_bound_samples_per_s"] = _copy_rate(copy_seconds, "uint8")
     figures.update(codec_figures(root))
-    ratio = figures["pipeline_samples_per_s"] / figures["naive_samples_per_s"]
+    naive = figures["naive_samples_per_s"]
     print(
-        f"pipeline / naive: {ratio:.2f}x; decode {figures['rle_decode_loop_us'] / figures['rle_decode_us']:.0f}x"
-        f", encode {figures['rle_encode_loop_us'] / figures['rle_encode_us']:.0f}x faster than loops"
+        f"uint8 pipeline / naive: {figures['uint8_samples_per_s'] / naive:.2f}x "
+        f"(float32 {figures['float32_samples_per_s'] / naive:.2f}x); decode "
+        f"{figures['rle_decode_loop_us'] / figures['rle_decode_us']:.0f}x, encode "
+        f"{figures['rle_encode_loop_us'] / figures['rle_encode_us']:.0f}x faster than loops"
     )
-    print(json.dumps({k: round(v, 1) for k, v in figures.items()}))
+    print(json.dumps({**{k: round(v, 1) for k, v in figures.items()}, **machine()}))
     return 0
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from data.config import (
     ConfigError,
+    apply_tensorflow_env,
     offer_help,
     require,
     run_cli,
@@ -347,8 +348,8 @@ def plan_search(cfg: Mapping[str, Any], experiment_dir: Path) -> tuple[SearchPla
 
 
 def main(argv: Sequence[str]) -> int:
-    # Validation imports the models (and so TensorFlow): keep its start-up chatter quiet.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Validation imports the models (and so TensorFlow): its environment comes first.
+    apply_tensorflow_env()
     offer_help("search.conf", "config", argv, __doc__ or "")
     composed_argv, held = dataset_of_shards(argv)
     cfg = resolved_config(composed_argv)

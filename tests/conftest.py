@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from data.config import apply_tensorflow_env
+
+# The tests run TensorFlow in-process as the commands do: the same allocator, quiet start-up.
+apply_tensorflow_env()
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data.config import tensorflow_env
 from search.records import ENDED, METRIC, Status
 from search.sweep.leaderboard import (
     read_baseline,
@@ -204,7 +205,7 @@ def build_tuner(plan: SearchPlan) -> Any:
 def _init_ray(plan: SearchPlan) -> None:
     import ray
 
-    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", **plan.runtime_env.get("env_vars", {})}}
+    env = {"env_vars": {**tensorflow_env(), **plan.runtime_env.get("env_vars", {})}}
     address = plan.cluster.get("address")
     if address:
         ray.init(address=str(address), runtime_env=env, log_to_driver=True)
