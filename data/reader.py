@@ -153,7 +153,8 @@ def make_dataset(
     cache: str = "auto",
     **options: Any,
 ) -> Any:
-    """A tf.data.Dataset of (image (B,H,W,1) in [0,1], masks (B,H,W,C) in {0,1}).
+    """A tf.data.Dataset of (image (B,H,W,1), masks (B,H,W,C) in {0,1}): uint8 by default
+    (the image in 0..255, as the models take it), or with dtype="float32" the image in [0, 1].
 
     `open_split(uri, split, ...).dataset(**options)`: the split's part (see `open_split`:
     worker sharding, `limit`, `cache`) and one pass over it. The options (`batch_size`,
@@ -231,16 +232,19 @@ class SplitRecords:
         seed: int = 0,
         deterministic: bool = False,
         drop_remainder: bool = False,
-        dtype: str = "float32",
+        dtype: str = "uint8",
     ) -> Any:
-        """One pass over the part: (image (B,H,W,1) in [0,1], masks (B,H,W,C) in {0,1}).
+        """One pass over the part: (image (B,H,W,1), masks (B,H,W,C) in {0,1}).
 
         - `crop` (height, width): a window per example, `crop_mode` "random" or "defect"
           (centred on a random defect pixel; a clean image gets a random window).
         - `flip`: random left-right and up-down flips.
         - `shuffle`/`seed`: the order, crops and flips are a function of `seed`.
-        - `dtype`: "float32" (default), or "uint8" for an image in 0..255 and 0/1 masks when
-          the model rescales itself.
+        - `dtype`: "uint8" (default): the image in 0..255 and 0/1 masks, as the project's
+          models take them (`models.inputs`: the model scales the image on its device, the
+          loss casts the masks); "float32": the image in [0, 1] and the masks cast, on the
+          CPU, for a model that does not scale its input (8.2 MB of float writes a 256x1600
+          sample, against 2 MB).
         Whole images (no `crop`) of a split whose sizes differ are batched by size: a batch
         holds images of one height and width, nothing is padded, so a model, its loss and its
         metrics see exactly what they would one image at a time. A batch is emitted when

@@ -33,7 +33,7 @@ def check_options(
     batch_size: int,
     crop: tuple[int, int] | None,
     crop_mode: str = "random",
-    dtype: str = "float32",
+    dtype: str = "uint8",
 ) -> None:
     """ReaderError naming the problem if `split` cannot be batched with these options, such as
     a crop larger than an image. `search.run` calls it before Ray starts, so the fault stops

@@ -186,7 +186,7 @@ def step_seconds(
     model.compile(optimizer=optimizer, loss=get_loss("bce"))
     height, width = (size, size) if isinstance(size, int) else size
     rng = np.random.default_rng(0)
-    x = keras.ops.convert_to_tensor(rng.random((batch, height, width, 1), dtype=np.float32))
+    x = keras.ops.convert_to_tensor(rng.integers(0, 256, (batch, height, width, 1), dtype=np.uint8))
     y = keras.ops.convert_to_tensor(
         (rng.random((batch, height, width, num_classes)) > 0.9).astype(np.float32)
     )

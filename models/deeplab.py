@@ -18,6 +18,7 @@ from models.blocks import (
     separable_conv_bn,
 )
 from models.hparams import HParam, output_prior_hparam, precision_hparam
+from models.inputs import image_input
 from models.layers import BroadcastToMatch, CropToMatch, PadToMultiple, ResizeToMatch
 from models.outputs import logits_head
 
@@ -122,8 +123,8 @@ def build_deeplabv3plus(
     output_prior: float,
 ) -> keras.Model:
     """MobileNetV2 -> ASPP -> x4 upsample + low-level skip -> two separable convs -> logits -> x4."""
-    inputs = keras.Input(shape=input_shape, name="image")
-    padded = PadToMultiple(OUTPUT_STRIDE, name="pad")(inputs)
+    inputs, scaled = image_input(input_shape)
+    padded = PadToMultiple(OUTPUT_STRIDE, name="pad")(scaled)
     features, low_level = mobilenet_v2_backbone(padded, alpha=alpha)
     x = _aspp(features, filters=aspp_filters)
     # Padding to the output stride makes these exact x4 upsamplings.
@@ -137,5 +138,5 @@ def build_deeplabv3plus(
     # (alpha 0.25, batch 16, 200x200), for the same parameters.
     x = logits_head(x, num_classes=num_classes, prior=output_prior, name="logits_stride4")
     x = ResizeToMatch(name="decoder_up_final")([x, padded])
-    outputs = CropToMatch(name="logits", dtype="float32")([x, inputs])
+    outputs = CropToMatch(name="logits", dtype="float32")([x, scaled])
     return keras.Model(inputs, outputs, name="deeplabv3plus")

@@ -13,6 +13,7 @@ import keras
 from keras import layers
 
 from models.blocks import conv_block, mcad_bridge
+from models.inputs import image_input
 from models.layers import CropToMatch, PadToMultiple
 from models.outputs import logits_head
 
@@ -36,9 +37,9 @@ def build_encoder_decoder(
     name: str,
 ) -> keras.Model:
     """Encoder of `depth` stages (widths filters * 2**i), a bridge at filters * 2**depth, mirrored decoder."""
-    inputs = keras.Input(shape=input_shape, name="image")
+    inputs, scaled = image_input(input_shape)
     # Each stage halves H and W, so pad to 2**depth and crop back: outputs align with inputs.
-    x = PadToMultiple(2**depth, name="pad")(inputs)
+    x = PadToMultiple(2**depth, name="pad")(scaled)
     skips = []
     for stage in range(depth):
         x = encoder_block(x, filters * 2**stage, name=f"enc{stage + 1}")
@@ -56,7 +57,7 @@ def build_encoder_decoder(
             batch_norm=decoder_batch_norm,
             name=f"dec{stage + 1}",
         )
-    x = CropToMatch(name="crop")([x, inputs])
+    x = CropToMatch(name="crop")([x, scaled])
     outputs = logits_head(x, num_classes=num_classes, prior=output_prior)
     return keras.Model(inputs, outputs, name=name)
 

@@ -158,7 +158,8 @@ def check_images(paths: Sequence[Path]) -> None:
 
 
 def image_batches(paths: Sequence[Path], batch_size: int) -> Iterator[tuple[list[str], np.ndarray]]:
-    """(names, float32 (B, H, W, 1) in [0, 1]); a batch never mixes image sizes."""
+    """(names, uint8 (B, H, W, 1) pixels, as the models take them); a batch never mixes image
+    sizes."""
     from data.images import read_grey
 
     names: list[str] = []
@@ -166,12 +167,12 @@ def image_batches(paths: Sequence[Path], batch_size: int) -> Iterator[tuple[list
     for path in paths:
         image = read_grey(path)
         if pixels and (image.shape != pixels[0].shape or len(pixels) == batch_size):
-            yield names, np.stack(pixels)[..., None].astype(np.float32) / 255.0
+            yield names, np.stack(pixels)[..., None]
             names, pixels = [], []
         names.append(path.name)
         pixels.append(image)
     if pixels:
-        yield names, np.stack(pixels)[..., None].astype(np.float32) / 255.0
+        yield names, np.stack(pixels)[..., None]
 
 
 def predict_images(

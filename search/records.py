@@ -31,6 +31,7 @@ from data.config import ConfigError
 __all__ = [
     "BASELINE_STATUS",
     "ENDED",
+    "INPUT_BOUND_SHARE",
     "EXPERIMENT_FILE",
     "EXPERIMENT_VERSION",
     "METRICS_FILE",
@@ -51,6 +52,9 @@ __all__ = [
 ]
 
 METRIC = "val_kaggle_dice"  # what trials report, the leaderboard ranks by and ASHA/Optuna read
+# A trial whose training steps wait for input more than this share of their time is input-bound
+# (trials report `input_wait_share` per epoch): the console line and the report count them.
+INPUT_BOUND_SHARE = 0.2
 EXPERIMENT_FILE = "experiment.json"
 LEADERBOARD_FILE = "leaderboard.csv"
 EXPERIMENT_VERSION = 1  # experiment.json's format; files from before versioning are 1
@@ -298,6 +302,7 @@ RESULT_COLUMNS = (
     "params",
     "wall_s",
     "device_s",
+    "input_wait",
     "precision",
     "backend",
     "node",

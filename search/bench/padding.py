@@ -59,14 +59,15 @@ def _zero_padded(batch: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def padded_probabilities(model: Any, batch: np.ndarray, way: str) -> np.ndarray:
-    """Probabilities (B, H, W, C) for a float batch (B, H, W, 1), padded the `way` given."""
+    """Probabilities (B, H, W, C) for a uint8 batch (B, H, W, 1), padded the `way` given."""
     import models
+    from models.inputs import model_inputs
 
     if way not in WAYS:
         raise ValueError(f"padding way {way!r}; valid: {', '.join(WAYS)}")
     height, width = batch.shape[1:3]
     inputs = batch if way == "mirrored" else _zero_padded(batch, model_multiple(model))
-    logits = np.asarray(model.predict_on_batch(inputs), dtype=np.float32)
+    logits = np.asarray(model.predict_on_batch(model_inputs(model, inputs)), dtype=np.float32)
     return np.asarray(models.probabilities(logits[:, :height, :width]))
 
 
@@ -78,7 +79,7 @@ def score_padding(
 
     predicted: dict[str, list[np.ndarray]] = {way: [] for way in WAYS}
     for lo in range(0, images.shape[0], batch_size):
-        batch = images[lo : lo + batch_size, ..., None].astype(np.float32) / 255.0
+        batch = np.asarray(images[lo : lo + batch_size, ..., None], dtype=np.uint8)
         for way in WAYS:
             predicted[way].append(padded_probabilities(model, batch, way) > 0.5)
     scores = {way: float(kaggle_dice(masks, np.concatenate(p))) for way, p in predicted.items()}

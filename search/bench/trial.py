@@ -68,7 +68,7 @@ def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
     started = time.perf_counter()
     from search import run
     from search.sweep import config
-    from search.sweep.trainable import epoch_batches, new_model, prepare_trial
+    from search.sweep.trainable import epoch_batches, new_model, prepare_trial, val_batches
 
     cfg = config.resolved_config(argv)
     config.validate(cfg)
@@ -84,7 +84,7 @@ def plain_fit(argv: Sequence[str]) -> dict[str, Any]:
         masks,
         batch_size=int(plan.settings["train"]["batch_size"]),
         epochs=int(plan.points[0].get("epochs", plan.epochs)),
-        validation_data=_arrays(data.val),
+        validation_data=_arrays(val_batches(data.val, plan.settings)),
         shuffle=True,
         callbacks=[timer],
         verbose=0,

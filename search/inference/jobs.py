@@ -58,7 +58,7 @@ def predict_split(
             for lo in range(0, len(indices), batch_size):
                 chosen = indices[lo : lo + batch_size]
                 pixels = np.asarray(split.images[chosen, :height, :width])[..., None]
-                probs = model_probabilities(model, pixels.astype(np.float32) / 255.0, flips=flips)
+                probs = model_probabilities(model, pixels, flips=flips)
                 if levels is None:
                     shape = (n, *split.images.shape[1:], probs.shape[-1])
                     levels = open_array(out, shape, np.uint8)

@@ -55,11 +55,14 @@ def check_classes(model: Any, class_names: Sequence[str], path: Path, against: s
 def model_probabilities(
     model: Any, images: np.ndarray, *, flips: Sequence[str] = ("none",)
 ) -> np.ndarray:
-    """Sigmoid probabilities (B, H, W, C) of one batch (B, H, W, 1) in [0, 1], with flip TTA."""
+    """Sigmoid probabilities (B, H, W, C) of one batch of uint8 pixels (B, H, W, 1), with flip
+    TTA. The model scales them itself (`models.inputs`); a checkpoint from before that
+    convention gets them scaled here."""
     import models
+    from models.inputs import model_inputs
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        logits = model.predict_on_batch(batch)
+        logits = model.predict_on_batch(model_inputs(model, batch))
         return np.asarray(models.probabilities(np.asarray(logits, dtype=np.float32)))
 
     return ensemble.predict_with_tta(predict, images, flips=flips)

@@ -34,7 +34,13 @@ from search.report.sections import (
     overlays_section,
     parallel_section,
 )
-from search.report.tables import baseline_note, leaderboard_table, promoted_table, scores_section
+from search.report.tables import (
+    baseline_note,
+    input_wait_note,
+    leaderboard_table,
+    promoted_table,
+    scores_section,
+)
 from search.report.values import _number
 
 SORT_SCRIPT = """
@@ -129,6 +135,7 @@ def build_report(experiment_dir: Path, *, curves: Curves | None = None) -> str:
         baseline_note(rows, experiment),
         "<p>Click a column to sort. Promoted trials are green.</p>",
         leaderboard_table(board, promoted),
+        input_wait_note(rows),
         '<h2 id="parallel">Hyperparameters against the score</h2>',
         parallel_section(
             finished, axes, fixed, left_out=len(rows) - len(finished), baseline=baseline

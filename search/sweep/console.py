@@ -14,7 +14,7 @@ from typing import Any
 
 from ray import tune
 
-from search.records import ENDED, METRIC, Status
+from search.records import ENDED, INPUT_BOUND_SHARE, METRIC, Status
 from search.sweep.leaderboard import TrialRecord, read_baseline, write_leaderboard
 
 __all__ = [
@@ -130,7 +130,25 @@ def status_line(
         text += f" ({_point_label(best_point)})"
     elif baseline is not None:
         text += f" | predict-nothing {baseline:.4f}"
+    text += _input_bound(trials)
     return text
+
+
+def _input_bound(trials: Sequence[Any]) -> str:
+    """' | input-bound: 3 of 4 trials wait >20% for input', from each trial's latest epoch;
+    nothing while no trial waits that long (or none has measured it yet)."""
+    shares = [
+        share
+        for t in trials
+        if isinstance(share := (t.last_result or {}).get("input_wait_share"), int | float)
+    ]
+    bound = sum(share > INPUT_BOUND_SHARE for share in shares)
+    if not bound:
+        return ""
+    return (
+        f" | input-bound: {bound} of {len(shares)} trials wait "
+        f">{INPUT_BOUND_SHARE:.0%} for input (give them more CPUs)"
+    )
 
 
 class SearchProgress(tune.Callback):

@@ -34,6 +34,7 @@ __all__ = [
     "METRIC",
     "TrialRecord",
     "baseline_row",
+    "input_wait_share",
     "leaderboard_rows",
     "read_baseline",
     "read_results",
@@ -213,6 +214,18 @@ def _lift(score: Any, baseline: Mapping[str, Any] | None) -> Any:
     return round(value - float(baseline["kaggle_dice"]), 4) + 0.0
 
 
+def input_wait_share(epochs: Iterable[Mapping[str, Any]]) -> Any:
+    """The share of the training steps' time spent waiting for input, over the epochs that
+    measured it (seconds waited / seconds trained, from `input_wait_s` and `train_s`), or ""
+    where none did (trials of searches from before the measure)."""
+    waited = trained = 0.0
+    for epoch in epochs:
+        wait, train = epoch.get("input_wait_s"), epoch.get("train_s")
+        if isinstance(wait, int | float) and isinstance(train, int | float) and train > 0:
+            waited, trained = waited + float(wait), trained + float(train)
+    return round(min(waited / trained, 1.0), 4) if trained > 0 else ""
+
+
 def _trial_row(
     record: TrialRecord, class_names: Sequence[str], baseline: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -241,6 +254,7 @@ def _trial_row(
     row["params"] = last.get("params", "")
     row["wall_s"] = round(float(last["time_total_s"]), 1) if "time_total_s" in last else ""
     row["device_s"] = round(sum(float(r.get("epoch_s", 0.0)) for r in by_epoch.values()), 1)
+    row["input_wait"] = input_wait_share(by_epoch.values())
     row["learning_rate"] = record.point.get("learning_rate", "")
     row["precision"] = str(last.get("precision", ""))
     row["backend"] = str(last.get("backend", ""))

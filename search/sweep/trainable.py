@@ -34,6 +34,7 @@ __all__ = [
     "CHECKPOINT_STATE",
     "epoch_batches",
     "open_splits",
+    "val_batches",
     "trial_batches",
     "steps_per_epoch",
     "learning_rate",
@@ -168,16 +169,22 @@ def _restore(checkpoint: Any) -> tuple[Any, int, list[dict[str, Any]]]:
 
 
 def open_splits(settings: Mapping[str, Any]) -> tuple[Any, Any]:
-    """The trial's training records (read from the shards once, cached when they fit) and its
-    validation dataset: one input pipeline for the whole trial, not one per epoch."""
+    """The trial's training and validation records (each read from the shards once, cached
+    when they fit): one input pipeline for the whole trial, not one per epoch."""
     from data.reader import open_split
 
     train = settings["train"]
     records = open_split(settings["shards"], "train", limit=train["limit_train"])
-    val = open_split(settings["shards"], "val", limit=train["limit_val"]).dataset(
-        batch_size=int(train["batch_size"]), deterministic=True
-    )
+    val = open_split(settings["shards"], "val", limit=train["limit_val"])
     return records, val
+
+
+def val_batches(val: Any, settings: Mapping[str, Any], dtype: str = "uint8") -> Any:
+    """The validation dataset, in the order of the split, as the model takes its images
+    (`models.inputs.input_dtype`: uint8, or float32 for a checkpoint from before)."""
+    return val.dataset(
+        batch_size=int(settings["train"]["batch_size"]), deterministic=True, dtype=dtype
+    )
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,7 @@ class TrialData:
     """What a trial trains and validates on, opened once for all its epochs."""
 
     records: Any  # the training split (data.reader.SplitRecords)
-    val: Any  # the validation dataset
+    val: Any  # the validation split (data.reader.SplitRecords): `val_batches` reads it
     steps: int  # optimizer steps an epoch
     precision: str  # train.precision resolved on this machine
 
@@ -209,9 +216,12 @@ def epoch_seed(settings: Mapping[str, Any], epoch: int) -> int:
     return int(settings["seed"]) * 100_003 + epoch
 
 
-def epoch_batches(records: Any, settings: Mapping[str, Any], epoch: int) -> Any:
+def epoch_batches(
+    records: Any, settings: Mapping[str, Any], epoch: int, dtype: str = "uint8"
+) -> Any:
     """Epoch `epoch`'s training batches: a function of the seed and the epoch alone, so epoch
-    e of a resumed trial sees the same batches as epoch e of an uninterrupted one."""
+    e of a resumed trial sees the same batches as epoch e of an uninterrupted one. uint8
+    images and masks by default: the model scales the images and the loss casts the masks."""
     train = settings["train"]
     crop = train["crop"]
     return records.dataset(
@@ -222,6 +232,7 @@ def epoch_batches(records: Any, settings: Mapping[str, Any], epoch: int) -> Any:
         shuffle=True,
         seed=epoch_seed(settings, epoch),
         deterministic=True,
+        dtype=dtype,
     )
 
 
@@ -230,7 +241,7 @@ def steps_per_epoch(records: Any, settings: Mapping[str, Any]) -> int:
 
 
 def trial_batches(
-    records: Any, settings: Mapping[str, Any], first: int, last: int
+    records: Any, settings: Mapping[str, Any], first: int, last: int, dtype: str = "uint8"
 ) -> tuple[Any, int]:
     """Epochs first..last-1 as one dataset, and the steps in each: fed to a single `fit`.
 
@@ -240,7 +251,7 @@ def trial_batches(
     """
     chained = None
     for epoch in range(first, last):
-        batches = epoch_batches(records, settings, epoch)
+        batches = epoch_batches(records, settings, epoch, dtype)
         chained = batches if chained is None else chained.concatenate(batches)
     return chained, steps_per_epoch(records, settings)
 
@@ -252,7 +263,16 @@ def _reporter(**kwargs: Any) -> Any:
     # Defined here so that importing this module (the driver does) does not import Keras.
     class Reporter(keras.callbacks.Callback):
         def __init__(
-            self, *, class_names, train_images, started, node_id, precision, share, history
+            self,
+            *,
+            class_names,
+            train_images,
+            started,
+            node_id,
+            precision,
+            share,
+            history,
+            input_wait,
         ):
             super().__init__()
             # Every epoch's metrics so far, carried in each checkpoint (see _report_epoch).
@@ -263,15 +283,20 @@ def _reporter(**kwargs: Any) -> Any:
             self.train_images = train_images
             self.started = started
             self.node_id = node_id
+            self.input_wait = input_wait  # data.input_wait.InputWait on the training batches
             self.epoch_started = 0.0
             self.trained = 0.0
+            self.wait_started = 0.0
+            self.waited = 0.0
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch_started = time.perf_counter()
             self.trained = self.epoch_started
+            self.wait_started = self.waited = self.input_wait.seconds()
 
         def on_train_batch_end(self, batch, logs=None):
             self.trained = time.perf_counter()  # the last one marks the end of training
+            self.waited = self.input_wait.seconds()
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 raise NaNLossError(f"training loss is {float(loss)} at batch {batch}")
@@ -290,6 +315,9 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
     now = time.perf_counter()
     seconds = now - callback.epoch_started
     train_s = max(callback.trained - callback.epoch_started, 1e-9)
+    # Seconds of the training steps spent waiting for the next batch: above ~20% the trial is
+    # input-bound (more CPUs per trial, or a cheaper pipeline, would speed it up).
+    input_wait_s = max(callback.waited - callback.wait_started, 0.0)
     for key in ("loss", "val_loss"):
         if key in logs and not math.isfinite(float(logs[key])):
             raise NaNLossError(f"{key} is {float(logs[key])} after epoch {epoch + 1}")
@@ -300,6 +328,8 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
         train_s=round(train_s, 3),  # the training steps alone; the rest is validation
         val_s=round(now - callback.trained, 3),
         images_per_s=round(callback.train_images / train_s, 2),
+        input_wait_s=round(input_wait_s, 3),
+        input_wait_share=round(min(input_wait_s / train_s, 1.0), 4),
         params=int(callback.model.count_params()),
         node_id=callback.node_id,
         host=socket.gethostname(),
@@ -348,6 +378,9 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
     import ray
     from ray import tune
 
+    from data.input_wait import InputWait
+
+    wait = InputWait()
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         model, done, history = _restore(checkpoint)
@@ -361,6 +394,7 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
         precision=precision,
         share=(cpus, gpus),
         history=history,
+        input_wait=wait,
     )
     # Seeded once, with the trial's seed whatever epoch it starts at: TensorFlow's shuffle
     # combines its own seed (the epoch's) with this global one, so a worker that resumed at
@@ -372,11 +406,14 @@ def train_segmentation(config: Mapping[str, Any]) -> None:
     last = int(point.get("epochs", settings["train"]["epochs"]))
     if done >= last:
         return
-    batches, _ = trial_batches(records, settings, done, last)
+    from models.inputs import input_dtype
+
+    dtype = input_dtype(model)  # float32 only for a checkpoint from before uint8 inputs
+    batches, _ = trial_batches(records, settings, done, last, dtype)
     model.fit(
-        batches,
+        wait.wrap(batches),
         steps_per_epoch=steps,
-        validation_data=val,
+        validation_data=val_batches(val, settings, dtype),
         initial_epoch=done,
         epochs=last,
         callbacks=[reporter],

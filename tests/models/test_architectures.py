@@ -26,7 +26,13 @@ ARCHITECTURE_MODULES = {
 
 def infer(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Logits of an eager inference call: no predict-function tracing, which dominates on CPU."""
-    return keras.ops.convert_to_numpy(model(images.astype(np.float32), training=False))
+    assert images.dtype == np.uint8, "models take uint8 pixels (models.inputs)"
+    return keras.ops.convert_to_numpy(model(images, training=False))
+
+
+def pixels(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Random uint8 grey pixels, as the input pipeline delivers them."""
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
 def small_hparams(name: str) -> dict[str, object]:
@@ -58,7 +64,7 @@ def test_builds_for_severstal_and_neu_sizes(name: str, height: int, width: int) 
         name, input_shape=(height, width, 1), num_classes=NUM_CLASSES, **small_hparams(name)
     )
     assert model.output_shape == (None, height, width, NUM_CLASSES)
-    logits = infer(model, np.random.default_rng(0).random((1, height, width, 1)))
+    logits = infer(model, pixels(0, (1, height, width, 1)))
     assert logits.shape == (1, height, width, NUM_CLASSES)
     assert logits.dtype == np.float32
     assert np.isfinite(logits).all()
@@ -71,7 +77,7 @@ def test_output_pixels_line_up_with_input_pixels(name: str, dynamic_models) -> N
     # back. So its logits must equal those of the 64x64 image mirrored by hand: any shift of
     # the padding or of the crop would break this equality.
     model = dynamic_models[name]
-    image = np.random.default_rng(1).random((1, 61, 59, 1)).astype(np.float32)
+    image = pixels(1, (1, 61, 59, 1))
     mirrored = np.pad(image, ((0, 0), (0, 3), (0, 5), (0, 0)), mode="symmetric")
     crop_logits = infer(model, image)
     full_logits = infer(model, mirrored)
@@ -92,7 +98,7 @@ def test_keras_round_trip_in_safe_mode_gives_identical_predictions(
     model.optimizer.build(model.trainable_variables)  # checkpoints carry the optimizer state
     path = tmp_path / f"{name}.keras"
     model.save(path)
-    image = np.random.default_rng(2).random((2, 45, 70, 1)).astype(np.float32)
+    image = pixels(2, (2, 45, 70, 1))
     expected = infer(model, image)
     for loaded in (models.load_model(path), keras.saving.load_model(path, safe_mode=True)):
         np.testing.assert_array_equal(infer(loaded, image), expected)
@@ -117,7 +123,7 @@ def test_logits_are_float32_under_mixed_precision_and_policy_is_restored(precisi
         layer.dtype_policy.compute_dtype for layer in model.layers if layer.name.endswith("conv1")
     }
     assert compute == {precision.removeprefix("mixed_")}
-    logits = model(np.zeros((1, 20, 20, 1), np.float32))
+    logits = model(np.zeros((1, 20, 20, 1), np.uint8))
     assert logits.dtype == "float32"
     assert tuple(logits.shape) == (1, 20, 20, 2)
 
@@ -150,9 +156,9 @@ def test_graph_with_unknown_spatial_dims(name: str, dynamic_models) -> None:
     model = dynamic_models[name]
     graph = tf.function(
         lambda images: model(images, training=False),
-        input_signature=[tf.TensorSpec((None, None, None, 1), tf.float32)],
+        input_signature=[tf.TensorSpec((None, None, None, 1), tf.uint8)],
     )
-    image = np.random.default_rng(3).random((1, 37, 53, 1)).astype(np.float32)
+    image = pixels(3, (1, 37, 53, 1))
     np.testing.assert_allclose(graph(image).numpy(), infer(model, image), atol=1e-5)
 
 
@@ -169,7 +175,7 @@ def test_mixed_float16_checkpoint_keeps_the_optimizer_state(tmp_path: Path) -> N
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     model.compile(optimizer=optimizer, loss=get_loss("bce"), run_eagerly=True)
     rng = np.random.default_rng(4)
-    images = rng.random((2, 32, 32, 1)).astype(np.float32)
+    images = rng.integers(0, 256, (2, 32, 32, 1), dtype=np.uint8)
     masks = (rng.random((2, 32, 32, 2)) > 0.8).astype(np.float32)
     model.fit(images, masks, epochs=1, verbose=0)
     model.save(tmp_path / "mixed.keras")
@@ -205,7 +211,7 @@ def test_the_head_starts_at_the_output_prior(name: str) -> None:
             bias, np.log(prior / (1 - prior)) * np.ones(NUM_CLASSES), atol=1e-6
         )
         head.set_weights([np.zeros_like(kernel), bias])
-        probs = models.probabilities(infer(model, np.random.default_rng(0).random((1, 40, 56, 1))))
+        probs = models.probabilities(infer(model, pixels(0, (1, 40, 56, 1))))
         np.testing.assert_allclose(probs, prior, rtol=1e-5)
 
 

@@ -30,7 +30,7 @@ x = rng.random((2, 7, 5, 3)).astype("float32")
 out["pad"] = np.asarray(PadToMultiple(8)(x)).tolist()
 small = rng.random((1, 5, 6, 2)).astype("float32")
 out["resize"] = np.asarray(ResizeToMatch()([small, np.zeros((1, 21, 13, 1), "float32")])).tolist()
-images = rng.random((4, 40, 56, 1)).astype("float32")
+images = rng.integers(0, 256, (4, 40, 56, 1), dtype="uint8")
 masks = (rng.random((4, 40, 56, 3)) > 0.9).astype("float32")
 for name, hparams in (
     ("unet", {"filters": 4, "depth": 3}),

@@ -18,10 +18,10 @@ NEU_CLASSES = ("inclusion", "patches", "scratches")  # ids 1..3 in ann_dir; 0 is
 
 
 def neu_batch(root: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """(count, 200, 200, 1) images in [0, 1] and one-hot (count, 200, 200, 3) masks."""
+    """(count, 200, 200, 1) uint8 images and one-hot (count, 200, 200, 3) masks."""
     # Every 800th image: the train split is grouped by class, so this spans several classes.
     paths = sorted((root / "img_dir" / "train").glob("*.jpg"))[::800][:count]
-    images = np.stack([read_grey(p) for p in paths]).astype(np.float32)[..., None] / 255.0
+    images = np.stack([read_grey(p) for p in paths])[..., None]
     ids = np.stack(
         [np.asarray(Image.open(root / "ann_dir" / "train" / f"{p.stem}.png")) for p in paths]
     )

@@ -105,6 +105,7 @@ def write_search_outputs(folder: Path, *, trials: int = 4, epochs: int = 3) -> l
                 "params": 1000 * (t + 1),
                 "wall_s": 30.0 + t,
                 "device_s": 20.0 + t,
+                "input_wait": (0.05, 0.1, 0.3, 0.5)[t],
                 "checkpoint": "",
                 "error": "",
             }

@@ -35,7 +35,7 @@ def test_zeros_reach_the_model_only_where_it_pads(unet_depth4) -> None:
     from search.bench.padding import padded_probabilities
 
     for size, pads in ((32, False), (40, True)):
-        batch = _images(size)[..., None].astype(np.float32) / 255.0
+        batch = _images(size)[..., None]
         mirrored = padded_probabilities(unet_depth4, batch, "mirrored")
         zeros = padded_probabilities(unet_depth4, batch, "zeros")
         assert mirrored.shape == zeros.shape == (3, size, size, 2)

@@ -271,3 +271,42 @@ def test_an_unreadable_state_json_is_said_and_the_others_still_count(tmp_path):
     with pytest.warns(RuntimeWarning, match=r"checkpoint_000001/state.json: unreadable"):
         results = trial_results(folder)
     assert [r["epoch"] for r in results] == [1, 2]  # result.json still has both epochs
+
+
+def test_the_input_wait_share_is_seconds_waited_over_seconds_trained(tmp_path):
+    from search.sweep.leaderboard import input_wait_share
+
+    folder = _trial(tmp_path, "unet_1", [0.5, 0.6], kept=[2])
+    lines = [json.loads(line) for line in (folder / "result.json").read_text().splitlines()]
+    for line, (wait, train) in zip(lines, ((3.0, 4.0), (1.0, 6.0)), strict=True):
+        line.update(input_wait_s=wait, train_s=train)
+    (folder / "result.json").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    old = _trial(tmp_path, "unet_2", [0.4], kept=[1])  # from before the measure
+    records = [
+        TrialRecord("t1", "TERMINATED", {"model": "unet", "loss": "bce"}, str(folder)),
+        TrialRecord("t2", "TERMINATED", {"model": "unet", "loss": "bce"}, str(old)),
+    ]
+    rows = write_leaderboard(tmp_path, records, class_names=CLASSES, title="x")
+    assert rows[0]["input_wait"] == 0.4  # (3 + 1) / (4 + 6), not the mean of 0.75 and 0.17
+    assert rows[1]["input_wait"] == ""
+    assert "input_wait" in (tmp_path / "leaderboard.md").read_text()
+    assert input_wait_share([{"input_wait_s": 1.0, "train_s": 0.0}]) == ""
+
+
+def test_the_console_line_says_when_trials_are_input_bound():
+    from types import SimpleNamespace
+
+    from search.sweep.console import status_line
+
+    def trial(share):
+        result = {} if share is None else {"input_wait_share": share}
+        return SimpleNamespace(
+            status="RUNNING",
+            last_result=result,
+            run_metadata=SimpleNamespace(metric_analysis={}),
+            config={"point": {"model": "unet"}},
+        )
+
+    line = status_line([trial(0.45), trial(0.05), trial(0.3), trial(None)], total=4)
+    assert line.endswith("| input-bound: 2 of 3 trials wait >20% for input (give them more CPUs)")
+    assert "input-bound" not in status_line([trial(0.05), trial(None)], total=2)

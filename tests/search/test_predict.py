@@ -54,8 +54,8 @@ def test_image_batches_never_mix_sizes(tmp_path: Path) -> None:
         (tmp_path / f"{i}.png").write_bytes(encode_png(np.full((h, w), 255, np.uint8)))
     batches = list(predict.image_batches(predict.list_images(tmp_path), batch_size=8))
     assert [names for names, _ in batches] == [["0.png", "1.png"], ["2.png"], ["3.png"]]
-    assert batches[0][1].shape == (2, 4, 6, 1) and batches[0][1].dtype == np.float32
-    assert batches[0][1].max() == 1.0
+    assert batches[0][1].shape == (2, 4, 6, 1) and batches[0][1].dtype == np.uint8
+    assert batches[0][1].max() == 255  # the model scales its own input
 
 
 def test_bad_arguments_are_named(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def promoted(tmp_path_factory: pytest.TempPathFactory, neu_seg: Path) -> Path:
 def _folder_images(paths: list[Path]) -> np.ndarray:
     from data.images import read_grey
 
-    return np.stack([read_grey(p) for p in paths])[..., None].astype(np.float32) / 255.0
+    return np.stack([read_grey(p) for p in paths])[..., None]
 
 
 @pytest.mark.slow

@@ -84,7 +84,7 @@ def test_promotion_writes_final_with_test_scores_that_hold(promoted: Path) -> No
     # The promoted files alone reproduce the reported test score, computed independently.
     uri = metrics["shards"]
     examples = list(iter_examples(uri, "test"))
-    images = np.stack([e.image for e in examples])[..., None].astype(np.float32) / 255.0
+    images = np.stack([e.image for e in examples])[..., None]
     truth = np.stack([e.masks for e in examples]).astype(bool)
     best = next(m for m in metrics["models"] if m["name"] == metrics["best_single"])
     for path, entry in ((final / best["file"], best), (final, metrics["ensemble"])):
@@ -289,7 +289,7 @@ def test_a_split_of_several_sizes_is_predicted_and_scored_as_its_images_one_by_o
     assert probs.dtype == np.uint8  # levels: round(255 p)
     predicted = probs >= postprocess.cut(0.5)
     for i, (height, width) in enumerate(data.sizes.tolist()):
-        alone = model_probabilities(model, data.images[i : i + 1, :height, :width, None] / 255.0)
+        alone = model_probabilities(model, data.images[i : i + 1, :height, :width, None])
         # Batched and alone may differ in the last float bits: at most one level apart.
         difference = probs[i, :height, :width].astype(int) - postprocess.quantise(alone[0])
         assert np.abs(difference).max() <= 1

@@ -41,6 +41,11 @@ def test_report_of_an_unpromoted_search_renders_sorted(tmp_path: Path) -> None:
     best = max(rows, key=lambda r: r["val_kaggle_dice"])["trial_id"]
     assert best in first_row, first_row
     assert "Not promoted yet" in dom
+    assert "<th" in table and ">input_wait</th>" in table
+    note = section(dom, "input-wait")
+    assert "Training steps waited for their input batches 20% of" in note  # median of 4
+    assert "(most: 50%; column input_wait)" in note
+    assert "2 of 4 trials are input-bound" in note
     plots = visible_plots(dom)
     assert len(plots) == 5, list(plots)
     # Parallel coordinates: an axis per varying column (loss is the same everywhere).

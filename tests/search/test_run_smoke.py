@@ -122,6 +122,12 @@ def test_paper_space_smoke_search(tmp_path):
     for key in ("epoch", "loss", "kaggle_dice", "val_loss", "val_kaggle_dice", "epoch_s"):
         assert key in epoch
     assert epoch["images_per_s"] > 0 and all(f"val_dice_{c}" in epoch for c in CLASSES)
+    # The first epoch waits at least for its first batch: measured, and a share of train_s.
+    assert 0 < epoch["input_wait_s"] <= epoch["train_s"]
+    assert epoch["input_wait_share"] == pytest.approx(
+        epoch["input_wait_s"] / epoch["train_s"], abs=2e-3
+    )
+    assert all(0 <= float(r["input_wait"]) <= 1 for r in rows if r["status"] == "TERMINATED")
 
 
 @pytest.mark.slow

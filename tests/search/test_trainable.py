@@ -12,7 +12,7 @@ import pytest
 from data.datasets import split_config, synthetic_config
 from data.prepare import prepare
 from search.bench.trial import trial_images_per_s
-from search.sweep.trainable import epoch_batches, open_splits
+from search.sweep.trainable import epoch_batches, open_splits, val_batches
 
 SYNTH = synthetic_config(
     num_images=48,
@@ -54,12 +54,25 @@ def test_one_pipeline_serves_every_epoch_of_a_trial(shards: str, tmp_path: Path)
     records, val = open_splits(settings)
     assert records.cached  # NEU-Seg-sized splits and smaller are held in memory
     first = _epoch(records, settings, 0)
-    assert sum(x.shape[0] for x, _ in val) == 6  # limit_val
+    assert sum(x.shape[0] for x, _ in val_batches(val, settings)) == 6  # limit_val
     for shard in Path(uri).glob("*.arrow"):
         shard.unlink()  # epochs after the first never read the shards again
     second = _epoch(records, settings, 1)
     assert first[0].shape == second[0].shape == (records.examples, 32, 32, 1)
     assert not np.array_equal(first[1], second[1])
+    assert sum(x.shape[0] for x, _ in val_batches(val, settings)) == 6  # from memory too
+
+
+def test_batches_are_uint8_unless_an_older_checkpoint_takes_float32(shards: str) -> None:
+    settings = _settings(shards)
+    records, val = open_splits(settings)
+    image, masks = next(iter(epoch_batches(records, settings, 0)))
+    assert image.dtype.name == masks.dtype.name == "uint8"  # the model scales, the loss casts
+    assert int(image.numpy().max()) > 1
+    old_image, _ = next(iter(epoch_batches(records, settings, 0, "float32")))
+    np.testing.assert_allclose(old_image.numpy(), image.numpy() / 255.0, atol=1e-7)
+    val_image, _ = next(iter(val_batches(val, settings, "float32")))
+    assert val_image.dtype.name == "float32" and float(val_image.numpy().max()) <= 1.0
 
 
 def test_an_epoch_of_a_resumed_trial_equals_the_uninterrupted_one(shards: str) -> None:
@@ -125,7 +138,7 @@ def test_a_cosine_schedule_spans_the_trials_epochs_and_survives_a_checkpoint(
         "unet", input_shape=(None, None, 1), num_classes=2, filters=4, depth=2
     )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=cosine), loss="binary_crossentropy")
-    x = np.zeros((6, 16, 16, 1), "float32")
+    x = np.zeros((6, 16, 16, 1), "uint8")
     model.fit(x, np.zeros((6, 16, 16, 2), "float32"), batch_size=2, epochs=1, verbose=0)
     model.save(tmp_path / "m.keras")
     again = models.load_model(tmp_path / "m.keras")
