@@ -79,7 +79,7 @@ def score_padding(
 
     predicted: dict[str, list[np.ndarray]] = {way: [] for way in WAYS}
     for lo in range(0, images.shape[0], batch_size):
-        batch = np.asarray(images[lo : lo + batch_size, ..., None], dtype=np.uint8)
+        batch = np.asarray(images[lo : lo + batch_size, ..., None])  # model_inputs checks uint8
         for way in WAYS:
             predicted[way].append(padded_probabilities(model, batch, way) > 0.5)
     scores = {way: float(kaggle_dice(masks, np.concatenate(p))) for way, p in predicted.items()}

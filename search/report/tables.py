@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -88,30 +89,25 @@ def baseline_note(rows: Sequence[Mapping[str, Any]], experiment: Mapping[str, An
 def input_wait_note(rows: Sequence[Mapping[str, Any]]) -> str:
     """One line: how much of their training time the trials waited for input, and how many
     are input-bound; a note that none measured it where no row has `input_wait`."""
-    shares = {
-        str(r.get("trial_id")): v
+    shares = sorted(
+        v
         for r in rows
         if r.get("status") != BASELINE_STATUS and (v := _number(r.get("input_wait"))) is not None
-    }
+    )
     if not shares:
         return (
             '<p class="note" id="input-wait">No trial recorded its input wait (the measure '
             "came after these trials ran).</p>"
         )
-    ordered = sorted(shares.values())
-    median = (
-        ordered[len(ordered) // 2]
-        if len(ordered) % 2
-        else sum(ordered[len(ordered) // 2 - 1 : len(ordered) // 2 + 1]) / 2
-    )
-    bound = sum(v > INPUT_BOUND_SHARE for v in ordered)
+    bound = sum(v > INPUT_BOUND_SHARE for v in shares)
     text = (
-        f'<p id="input-wait">Training steps waited for their input batches {median:.0%} of '
-        f"their time at the median trial (most: {ordered[-1]:.0%}; column input_wait). "
+        f'<p id="input-wait">Training steps waited for their input batches '
+        f"{statistics.median(shares):.0%} of their time at the median trial (most: "
+        f"{shares[-1]:.0%}; column input_wait). "
     )
     if bound:
         return text + (
-            f"<b>{bound} of {len(ordered)} trials are input-bound</b> (waited more than "
+            f"<b>{bound} of {len(shares)} trials are input-bound</b> (waited more than "
             f"{INPUT_BOUND_SHARE:.0%}): more CPUs per trial would speed them up.</p>"
         )
     return text + f"No trial waited more than {INPUT_BOUND_SHARE:.0%}: none is input-bound.</p>"

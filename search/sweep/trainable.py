@@ -287,16 +287,14 @@ def _reporter(**kwargs: Any) -> Any:
             self.epoch_started = 0.0
             self.trained = 0.0
             self.wait_started = 0.0
-            self.waited = 0.0
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch_started = time.perf_counter()
             self.trained = self.epoch_started
-            self.wait_started = self.waited = self.input_wait.seconds()
+            self.wait_started = self.input_wait.seconds()
 
         def on_train_batch_end(self, batch, logs=None):
             self.trained = time.perf_counter()  # the last one marks the end of training
-            self.waited = self.input_wait.seconds()
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 raise NaNLossError(f"training loss is {float(loss)} at batch {batch}")
@@ -315,9 +313,10 @@ def _report_epoch(callback: Any, epoch: int, logs: dict[str, Any]) -> None:
     now = time.perf_counter()
     seconds = now - callback.epoch_started
     train_s = max(callback.trained - callback.epoch_started, 1e-9)
-    # Seconds of the training steps spent waiting for the next batch: above ~20% the trial is
-    # input-bound (more CPUs per trial, or a cheaper pipeline, would speed it up).
-    input_wait_s = max(callback.waited - callback.wait_started, 0.0)
+    # Seconds of the training steps spent waiting for the next batch: only they take training
+    # batches (validation reads its own dataset), so the total has not moved since the last
+    # step. Above search.records.INPUT_BOUND_SHARE of train_s the trial is input-bound.
+    input_wait_s = max(callback.input_wait.seconds() - callback.wait_started, 0.0)
     for key in ("loss", "val_loss"):
         if key in logs and not math.isfinite(float(logs[key])):
             raise NaNLossError(f"{key} is {float(logs[key])} after epoch {epoch + 1}")
